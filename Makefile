@@ -1,0 +1,44 @@
+# ichkit — every target bootstraps .venv by itself.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.setup-stamp
+# torch: a CUDA build installed beforehand is kept; otherwise the CPU build 2.13.0
+# (a local file on the project's machines) is installed.
+TORCH_SPEC ?= torch==2.13.0
+PYTEST_ARGS ?=
+ICHKIT_DEMO_DIR ?= demo-output
+
+.PHONY: setup test test-all lint demo bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PY) -c "import torch" 2>/dev/null || $(PIP) install -q "$(TORCH_SPEC)"
+	$(PIP) install -q -e ".[model,dev]"
+	touch $(STAMP)
+
+test: setup
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+test-all: setup
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/mypy
+
+demo: setup
+	ICHKIT_DEMO_DIR="$(ICHKIT_DEMO_DIR)" bash scripts/demo.sh
+
+bench: setup
+	$(PY) benchmarks/bench_score.py
+	$(PY) benchmarks/bench_header_scan.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(ICHKIT_DEMO_DIR)

@@ -1,0 +1,108 @@
+"""The ``ichkit`` command line: one Typer app, one sub-command module per domain.
+
+Sub-command modules import only Typer at module level; numpy, pandas, pydicom
+and torch are imported inside the commands that need them, so that
+``ichkit --help`` stays fast.
+
+:func:`main` is callable from tests: it returns the exit status instead of
+exiting. An :class:`~ichkit.errors.IchkitError` becomes a one-line message on
+stderr and its ``exit_status`` (2 for bad input, 3 where a batch partly failed);
+``-v`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+
+import click
+import typer
+
+from ichkit.errors import IchkitError
+
+__all__ = ["app", "main", "run"]
+
+app = typer.Typer(
+    name="ichkit",
+    help="ichkit: intracranial hemorrhage on head CT — DICOM, labels, scoring and more.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+_state = {"verbose": False}
+
+
+@app.callback()
+def _root(
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="Log debug messages and show tracebacks on errors."
+    ),
+) -> None:
+    """ichkit: intracranial hemorrhage on head CT — DICOM, labels, scoring and more."""
+    _state["verbose"] = verbose
+    _configure_logging(verbose)
+
+
+def _configure_logging(verbose: bool) -> None:
+    from rich.logging import RichHandler
+
+    root = logging.getLogger("ichkit")
+    for handler in list(root.handlers):
+        if isinstance(handler, RichHandler):
+            root.removeHandler(handler)
+    handler = RichHandler(
+        console=_stderr_console(), show_time=False, show_path=verbose, markup=False
+    )
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
+def _stderr_console():  # type: ignore[no-untyped-def]
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _register() -> None:
+    # Each module adds its commands to ``app`` when imported.
+    from ichkit.cli import dicom as _dicom  # noqa: F401
+    from ichkit.cli import score as _score  # noqa: F401
+
+
+_register()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``ichkit`` command line and return its exit status.
+
+    Parameters
+    ----------
+    argv
+        The arguments after the program name; ``sys.argv[1:]`` when None.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    _state["verbose"] = False
+    try:
+        result = app(args=args, prog_name="ichkit", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.exceptions.Abort:
+        sys.stderr.write("ichkit: aborted\n")
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return int(exc.exit_code)
+    except IchkitError as exc:
+        if _state["verbose"]:
+            raise
+        sys.stderr.write(f"ichkit: error: {exc}\n")
+        return exc.exit_status
+    return int(result) if isinstance(result, int) else 0
+
+
+def run() -> None:
+    """Console-script entry point: ``sys.exit(main())``."""
+    sys.exit(main())
