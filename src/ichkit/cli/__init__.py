@@ -16,8 +16,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
-import click
 import typer
+from typer.exceptions import TyperException
 
 from ichkit.errors import IchkitError
 
@@ -87,13 +87,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     _state["verbose"] = False
     try:
         result = app(args=args, prog_name="ichkit", standalone_mode=False)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return int(exc.exit_code)
-    except click.exceptions.Abort:
+    except typer.Abort:
         sys.stderr.write("ichkit: aborted\n")
         return 130
-    except click.ClickException as exc:
-        exc.show()
+    except TyperException as exc:  # usage errors: bad option, missing argument, …
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            sys.stderr.write(f"ichkit: error: {exc.format_message()}\n")
         return int(exc.exit_code)
     except IchkitError as exc:
         if _state["verbose"]:

@@ -1,0 +1,27 @@
+"""Atomic writes never leave a partial file under the final name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ichkit._atomic import atomic_open, atomic_write_text
+
+
+def test_atomic_write_replaces_whole_file(tmp_path: Path) -> None:
+    target = tmp_path / "sub" / "a.txt"
+    atomic_write_text(target, "first")
+    atomic_write_text(target, "second")
+    assert target.read_text() == "second"
+    assert [p.name for p in target.parent.iterdir()] == ["a.txt"]
+
+
+def test_failed_write_keeps_good_file(tmp_path: Path) -> None:
+    target = tmp_path / "a.txt"
+    atomic_write_text(target, "good")
+    with pytest.raises(RuntimeError, match="disk full"), atomic_open(target) as handle:
+        handle.write(b"partial")
+        raise RuntimeError("disk full")
+    assert target.read_text() == "good"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]
