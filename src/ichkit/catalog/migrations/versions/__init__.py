@@ -1,0 +1,1 @@
+"""Alembic revision scripts of the catalog schema (one file per revision)."""
