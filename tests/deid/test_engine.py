@@ -1,0 +1,188 @@
+"""The pure core: accept rules, values (ages, dates, descriptors), encodings."""
+
+from __future__ import annotations
+
+from io import BytesIO
+from pathlib import Path
+
+import pydicom
+import pytest
+from deid_helpers import ct_dataset, write
+from pydicom.encaps import encapsulate
+from pydicom.uid import ImplicitVRLittleEndian, JPEGLosslessSV1
+
+from ichkit.deid import (
+    Pseudonymizer,
+    Reason,
+    SiteKey,
+    check_accept,
+    deidentify_dataset,
+    deidentify_file,
+    deidentify_tree,
+    load_profile,
+)
+from ichkit.deid._engine import keep_age
+from ichkit.errors import DicomError, NotDicomError
+
+KEY = SiteKey(site="T", secret=bytes(32))
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("045Y", "045Y"),
+        ("45", "045Y"),
+        ("003M", "003M"),
+        ("095Y", "090Y"),
+        ("forty", None),
+        ("", None),
+    ],
+)
+def test_age_kept_within_as_rules(value: str, expected: str | None) -> None:
+    # PS3.5 6.2 AS: nnnD|W|M|Y; ages over 89 aggregated (HIPAA Safe Harbor).
+    assert keep_age(value, max_years=89) == expected
+
+
+@pytest.mark.parametrize(
+    ("iop", "reason"),
+    [
+        ([1, 0, 0, 0, 0.98162718, -0.190809], None),  # rsna-series-a: 11 degree tilt
+        ([0, 1, 0, 0, 0, -1], Reason.NON_AXIAL),  # sagittal
+        ([1, 0, 0, 0, 0, -1], Reason.NON_AXIAL),  # coronal
+    ],
+)
+def test_axial_only(iop: list[float], reason: Reason | None) -> None:
+    ds = ct_dataset(0)
+    ds.ImageOrientationPatient = iop
+    found = check_accept(ds, load_profile().accept)
+    assert (found[0] if found else None) == reason
+
+
+def test_missing_orientation_and_uid() -> None:
+    ds = ct_dataset(0)
+    del ds.ImageOrientationPatient
+    assert check_accept(ds, load_profile().accept) == (
+        Reason.NON_AXIAL,
+        "ImageOrientationPatient missing or invalid",
+    )
+    ds = ct_dataset(0)
+    del ds.SeriesInstanceUID
+    assert check_accept(ds, load_profile().accept) == (
+        Reason.MISSING_UID,
+        "SeriesInstanceUID missing or empty",
+    )
+
+
+def test_truncated_native_pixel_data() -> None:
+    ds = ct_dataset(0)
+    buf = BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    data = buf.getvalue()
+    # Cut the value but keep the declared length: pydicom reads a short value.
+    read = pydicom.dcmread(BytesIO(data[:-10]))
+    found = check_accept(read, load_profile().accept)
+    assert found is not None and found[0] is Reason.TRUNCATED
+
+
+@pytest.mark.parametrize(
+    ("text", "kept"),
+    [
+        ("AX BRAIN 5mm", True),
+        ("CT HEAD W/O CONTRAST", True),
+        ("Head 0.625 STD", True),
+        ("CT HEAD for John Doe", False),
+        ("BRAIN 20190314", False),
+        ("Smith protocol", False),
+    ],
+)
+def test_clean_descriptors(text: str, kept: bool) -> None:
+    ds = ct_dataset(0)
+    ds.SeriesDescription = text
+    deidentify_dataset(ds, profile=load_profile(), pseudonymizer=Pseudonymizer(KEY))
+    assert (ds.SeriesDescription or "") == (text if kept else "")
+
+
+def test_dates_shift_and_dt_keeps_time() -> None:
+    pseudo = Pseudonymizer(KEY)
+    ds = ct_dataset(0)
+    ds.AcquisitionDateTime = "20190314101112.5"
+    ds.PatientBirthDate = "19500101"
+    deidentify_dataset(ds, profile=load_profile(), pseudonymizer=pseudo)
+    offset = pseudo.date_offset_days("MRN12345")
+    import datetime as dt
+
+    expected = (dt.date(2019, 3, 14) + dt.timedelta(days=offset)).strftime("%Y%m%d")
+    assert ds.StudyDate == expected
+    assert ds.AcquisitionDateTime == expected + "101112.5"
+    assert not ds.PatientBirthDate  # birth date is never retained (E.3.6 excludes it)
+
+
+def test_mapping_rows() -> None:
+    ds = ct_dataset(0)
+    ds.AccessionNumber = "ACC0001"
+    result = deidentify_dataset(ds, profile=load_profile(), pseudonymizer=Pseudonymizer(KEY))
+    kinds = {row.kind: row for row in result.mappings}
+    assert set(kinds) >= {
+        "patient",
+        "study",
+        "series",
+        "instance",
+        "frame_of_reference",
+        "accession",
+    }
+    assert kinds["patient"].original == "MRN12345"
+    assert kinds["patient"].detail.startswith("date_offset_days=-")
+    assert kinds["accession"].pseudonym == ds.AccessionNumber
+    assert len(ds.AccessionNumber) == 16
+
+
+def test_implicit_vr_and_compressed_pixels_copied_bit_for_bit(
+    tmp_path: Path, key_path: Path
+) -> None:
+    src = tmp_path / "src"
+    implicit = ct_dataset(0)
+    implicit.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    write(implicit, src / "implicit.dcm")
+    jpeg = ct_dataset(1)
+    jpeg.file_meta.TransferSyntaxUID = JPEGLosslessSV1
+    frames = [b"\xff\xd8not-really-a-jpeg-but-opaque-bytes\xff\xd9"]
+    jpeg.PixelData = encapsulate(frames)
+    jpeg["PixelData"].VR = "OB"
+    write(jpeg, src / "jpeg.dcm")
+    summary = deidentify_tree(src, tmp_path / "out", key=key_path)
+    assert summary.deidentified == 2, summary.reasons
+    outs = {
+        pydicom.dcmread(p).file_meta.TransferSyntaxUID: pydicom.dcmread(p)
+        for p in (tmp_path / "out").rglob("*.dcm")
+    }
+    assert outs[ImplicitVRLittleEndian].PixelData == implicit.PixelData
+    assert outs[JPEGLosslessSV1].PixelData == jpeg.PixelData
+
+
+def test_file_without_preamble_is_read(tmp_path: Path, key_path: Path) -> None:
+    ds = ct_dataset(0)
+    from pydicom.filebase import DicomBytesIO
+
+    buf = DicomBytesIO()
+    buf.is_little_endian, buf.is_implicit_VR = True, True
+    del ds.file_meta
+    pydicom.filewriter.write_dataset(buf, ds)  # no preamble, no file meta: old-style file
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "raw").write_bytes(buf.getvalue())
+    summary = deidentify_tree(src, tmp_path / "out", key=key_path)
+    assert summary.deidentified == 1, summary.reasons
+
+
+def test_deidentify_file(tmp_path: Path) -> None:
+    path = write(ct_dataset(0), tmp_path / "a.dcm")
+    ds, out = deidentify_file(path, key=KEY)
+    assert out.endswith(f"/{ds.SOPInstanceUID}.dcm") and out.startswith("T-")
+    (tmp_path / "b.txt").write_text("x")
+    with pytest.raises(NotDicomError, match=r"b\.txt: not a DICOM file"):
+        deidentify_file(tmp_path / "b.txt", key=KEY)
+    loc = ct_dataset(1)
+    loc.ImageType = ["ORIGINAL", "PRIMARY", "LOCALIZER"]
+    write(loc, tmp_path / "loc.dcm")
+    with pytest.raises(DicomError, match="would be quarantined: localizer: ImageType"):
+        deidentify_file(tmp_path / "loc.dcm", key=KEY)
