@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from dicom_helpers import REALDATA, quiet_pydicom, require_realdata, write_ct
+from dicom_helpers import CQ500, REALDATA, quiet_pydicom, require_realdata, write_ct
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
@@ -59,6 +59,76 @@ def test_non_ascii_and_no_preamble_fall_back_to_pydicom(tmp_path: Path) -> None:
     no_preamble.write_bytes(path.read_bytes()[132:])
     assert parse_header(no_preamble, WANTED) is None
     assert read_header(no_preamble).patient_id == "Müller"
+
+
+SERIES_CHOICE = {
+    "ImageType": ["ORIGINAL", "PRIMARY", "AXIAL", ""],
+    "ContrastBolusAgent": "OMNIPAQUE 350",
+    "BodyPartExamined": "HEAD",
+    "ConvolutionKernel": ["Hr40f", "3"],
+}
+
+
+@pytest.mark.parametrize("implicit", [False, True])
+def test_series_choice_attributes(tmp_path: Path, implicit: bool) -> None:
+    path = write_ct(tmp_path / "c.dcm", extra=dict(SERIES_CHOICE))
+    if implicit:
+        ds = pydicom.dcmread(path)
+        ds.file_meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian
+        ds.save_as(path, enforce_file_format=True)
+    assert parse_header(path, WANTED) is not None
+    header = read_header(path)
+    assert header == _slow(path)
+    # Empty values keep their place (PS3.3 C.7.6.1.1.2: value 4 may be empty).
+    assert header.image_type == ("ORIGINAL", "PRIMARY", "AXIAL", "")
+    assert header.contrast_bolus_agent == "OMNIPAQUE 350"
+    assert header.body_part_examined == "HEAD"
+    assert header.convolution_kernel == "Hr40f\\3"  # multi-valued: joined, as encoded
+
+
+def test_series_choice_attributes_absent_or_empty(tmp_path: Path) -> None:
+    absent = write_ct(tmp_path / "absent.dcm")
+    empty = write_ct(
+        tmp_path / "empty.dcm",
+        extra={"ImageType": "", "ContrastBolusAgent": "", "ConvolutionKernel": ""},
+    )
+    for path in (absent, empty):
+        header = read_header(path)
+        assert header == _slow(path), path
+        assert header.image_type is None
+        assert (header.contrast_bolus_agent, header.body_part_examined) == ("", "")
+        assert header.convolution_kernel == ""
+
+
+def test_series_choice_attributes_non_ascii_fall_back_to_pydicom(tmp_path: Path) -> None:
+    path = write_ct(
+        tmp_path / "latin.dcm",
+        extra={
+            "SpecificCharacterSet": "ISO_IR 100",
+            "ContrastBolusAgent": "Iomeprol 400 (Iméron)",
+            "ConvolutionKernel": ["Hr40f", "3"],
+            "ImageType": ["ORIGINAL", "PRIMARY", "AXIAL"],
+        },
+    )
+    header = read_header(path)
+    assert header == _slow(path)
+    assert header.contrast_bolus_agent == "Iomeprol 400 (Iméron)"
+    assert header.convolution_kernel == "Hr40f\\3"
+    assert header.image_type == ("ORIGINAL", "PRIMARY", "AXIAL")
+
+
+@pytest.mark.realdata
+def test_series_choice_attributes_on_cq500() -> None:
+    require_realdata(CQ500)
+    files = sorted(CQ500.glob("*.dcm"))
+    with quiet_pydicom():
+        for path in files[::10]:
+            header = read_header(path)
+            assert header == _slow(path), path
+            # Values seen with pydicom.dcmread on every CQ500-CT-0 file (GE header).
+            assert header.image_type == ("ORIGINAL", "PRIMARY", "AXIAL"), path
+            assert header.convolution_kernel == "STANDARD", path
+            assert (header.body_part_examined, header.contrast_bolus_agent) == ("", ""), path
 
 
 @pytest.mark.realdata

@@ -24,14 +24,18 @@ logger = logging.getLogger(__name__)
 
 # keyword -> (tag, VR); the VR is the one of the PS3.6 data dictionary.
 _FIELDS: dict[str, tuple[int, str]] = {
+    "ImageType": (0x00080008, "CS"),
     "SOPClassUID": (0x00080016, "UI"),
     "SOPInstanceUID": (0x00080018, "UI"),
     "Modality": (0x00080060, "CS"),
     "SeriesDescription": (0x0008103E, "LO"),
     "PatientID": (0x00100020, "LO"),
+    "ContrastBolusAgent": (0x00180010, "LO"),
+    "BodyPartExamined": (0x00180015, "CS"),
     "SliceThickness": (0x00180050, "DS"),
     "SpacingBetweenSlices": (0x00180088, "DS"),
     "GantryDetectorTilt": (0x00181120, "DS"),
+    "ConvolutionKernel": (0x00181210, "SH"),
     "StudyInstanceUID": (0x0020000D, "UI"),
     "SeriesInstanceUID": (0x0020000E, "UI"),
     "SeriesNumber": (0x00200011, "IS"),
@@ -97,6 +101,21 @@ class SliceHeader:
     rescale_intercept, rescale_slope
         Modality LUT (PS3.3 C.11.1.1.2): HU = stored * slope + intercept;
         1 and 0 when absent.
+    image_type
+        (0008,0008) Image Type (PS3.3 C.7.6.1.1.2), every value in order
+        (``("ORIGINAL", "PRIMARY", "AXIAL")``); empty values keep their place.
+        None when absent or empty.
+    contrast_bolus_agent
+        (0018,0010) Contrast/Bolus Agent (PS3.3 C.7.6.4); "" when absent.
+    body_part_examined
+        (0018,0015) Body Part Examined (PS3.3 C.7.3.1); "" when absent.
+    convolution_kernel
+        (0018,1210) Convolution Kernel (PS3.3 C.8.2.1). It may be
+        multi-valued (e.g. Siemens ``Hr40f\\3``): all values are kept, joined
+        with a backslash as in the encoded value (PS3.5 §6.4); "" when absent.
+
+    The last four default to None / "" so that headers rebuilt from other
+    records (not read from a file) need not name them.
     """
 
     path: Path
@@ -130,6 +149,10 @@ class SliceHeader:
     window_width: tuple[float, ...]
     rescale_intercept: float
     rescale_slope: float
+    image_type: tuple[str, ...] | None = None
+    contrast_bolus_agent: str = ""
+    body_part_examined: str = ""
+    convolution_kernel: str = ""
 
     @property
     def rsna_12bit_quirk(self) -> bool:
@@ -185,6 +208,27 @@ def _text(ds: Any, tag: int) -> str:
     if isinstance(value, list | tuple):
         value = value[0] if value else ""
     return str(value).strip(" \x00")
+
+
+def _text_values(ds: Any, tag: int) -> tuple[str, ...]:
+    """Every value of a string element (PS3.5 §6.4), padding stripped; () if absent."""
+    value, _vr, raw = _raw_value(ds, tag)
+    if value is None:
+        return ()
+    if raw:
+        try:
+            text = value.decode("ascii")
+        except UnicodeDecodeError:
+            if isinstance(ds, dict):
+                raise _NonAsciiError from None
+            value = ds[tag].value  # pydicom applies (0008,0005) Specific Character Set
+        else:
+            values = tuple(part.strip(" \x00") for part in text.split("\\"))
+            return () if not any(values) else values
+    # A converted value: a str, or a pydicom MultiValue of them.
+    parts = value.split("\\") if isinstance(value, str) else list(value)
+    values = tuple(str(part).strip(" \x00") for part in parts)
+    return () if not any(values) else values
 
 
 def _numbers(ds: Any, tag: int) -> tuple[float, ...] | None:
@@ -301,6 +345,10 @@ def _build(ds: Any, path: str | os.PathLike[str], tsyntax: str) -> SliceHeader:
         window_width=_numbers(ds, f["WindowWidth"][0]) or (),
         rescale_intercept=_first(_numbers(ds, f["RescaleIntercept"][0])) or 0.0,
         rescale_slope=_first(_numbers(ds, f["RescaleSlope"][0])) or 1.0,
+        image_type=_text_values(ds, f["ImageType"][0]) or None,
+        contrast_bolus_agent=_text(ds, f["ContrastBolusAgent"][0]),
+        body_part_examined=_text(ds, f["BodyPartExamined"][0]),
+        convolution_kernel="\\".join(_text_values(ds, f["ConvolutionKernel"][0])),
     )
 
 
