@@ -13,7 +13,9 @@ from ichkit.cli import app, main
 from ichkit.errors import IchkitError
 
 
-def _command_paths(group: typer.core.TyperGroup, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+def _command_paths(
+    group: typer.core.TyperGroup, prefix: tuple[str, ...] = ()
+) -> list[tuple[str, ...]]:
     paths = []
     ctx = typer.Context(group)
     for name in group.list_commands(ctx):

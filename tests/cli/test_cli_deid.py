@@ -107,3 +107,75 @@ def test_usage_errors_exit_2(tmp_path: Path, key: Path, capsys: pytest.CaptureFi
     assert main(["deid", str(src)]) == 2  # DST missing
     assert main(["deid", "lookup", "x", "--key", str(tmp_path / "none")]) == 2
     assert "no mapping store here" in capsys.readouterr().err
+
+
+def test_map_labels_rekeys_to_output_uids(
+    tmp_path: Path, key: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import pydicom
+
+    src = tmp_path / "src"
+    for i in range(3):
+        _slice(src / f"{i}.dcm", i)
+    dst = tmp_path / "out"
+    assert main(["deid", str(src), str(dst), "--key", str(key), "--no-progress"]) == 0
+    labels = ("epidural", "intraparenchymal", "intraventricular", "subarachnoid", "subdural", "any")
+    truth = tmp_path / "truth.csv"
+    lines = ["ID,Label"]
+    for i in range(3):
+        values = [0, 0, 0, 0, i % 2, i % 2]  # image 1 has a subdural bleed
+        lines += [
+            f"ID_1.2.826.0.1.3680043.10.996.{100 + i}_{n},{v}"
+            for n, v in zip(labels, values, strict=True)
+        ]
+    truth.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    exams = tmp_path / "exams.csv"
+    exams.write_text(
+        "site,patient,study,series,any\n"
+        "north,MRN777,1.2.826.0.1.3680043.10.996.1,1.2.826.0.1.3680043.10.996.2,1\n",
+        encoding="utf-8",
+    )
+    out, exams_out = tmp_path / "mapped.csv", tmp_path / "exams-mapped.csv"
+    args = ["deid", "map-labels", str(truth), str(out), "--key", str(key)]
+    capsys.readouterr()
+    assert main([*args, "--exams", str(exams), "--exams-out", str(exams_out)]) == 0
+    assert "mapped 3 images" in capsys.readouterr().err
+
+    written = {}  # ImagePositionPatient z (= original index) -> output headers
+    for path in dst.rglob("*.dcm"):
+        ds = pydicom.dcmread(path)
+        written[int(ds.ImagePositionPatient[2])] = ds
+    rows = list(csv.reader(out.read_text(encoding="utf-8").splitlines()))
+    assert rows[0] == ["ID", "Label"] and len(rows) == 1 + 3 * 6
+    for i in range(3):
+        sop = written[i].SOPInstanceUID
+        assert sop.startswith("2.25.")
+        mine = rows[1 + 6 * i : 7 + 6 * i]
+        assert [r[0] for r in mine] == [f"ID_{sop}_{n}" for n in labels]
+        assert [r[1] for r in mine] == ["0", "0", "0", "0", str(i % 2), str(i % 2)]
+    exam = list(csv.DictReader(exams_out.read_text(encoding="utf-8").splitlines()))
+    assert exam == [
+        {
+            "site": "north",
+            "patient": written[0].PatientID,
+            "study": written[0].StudyInstanceUID,
+            "series": written[0].SeriesInstanceUID,
+            "any": "1",
+        }
+    ]
+
+
+def test_map_labels_usage_errors(
+    tmp_path: Path, key: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    truth = tmp_path / "truth.csv"
+    truth.write_text("ID,Label\nID_1.2.3_epidural\n", encoding="utf-8")
+    out = str(tmp_path / "o.csv")
+    assert main(["deid", "map-labels", str(truth), out, "--key", str(tmp_path / "none")]) == 2
+    assert "none: cannot read key file" in capsys.readouterr().err
+    assert main(["deid", "map-labels", str(truth), out, "--key", str(key)]) == 2
+    assert "truth.csv: line 2" in capsys.readouterr().err
+    args = ["deid", "map-labels", str(truth), out, "--key", str(key), "--exams", "e.csv"]
+    assert main(args) == 2
+    assert "exams given without exams_out" in capsys.readouterr().err
+    assert not (tmp_path / "o.csv").exists()

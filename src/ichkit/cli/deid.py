@@ -30,7 +30,7 @@ deid_app = typer.Typer(
     cls=_DefaultRunGroup,
     help=(
         "De-identify head CT DICOM (PS3.15 Annex E): ichkit deid SRC DST --key KEYFILE. "
-        "Sub-commands: run (the default), keygen, lookup."
+        "Sub-commands: run (the default), keygen, lookup, map-labels."
     ),
     no_args_is_help=True,
 )
@@ -190,3 +190,59 @@ def lookup_command(
         raise typer.Exit(1)
     for row in rows:
         typer.echo("\t".join((row.kind, row.original, row.pseudonym, row.detail)).rstrip("\t"))
+
+
+@deid_app.command("map-labels")
+def map_labels_command(
+    labels: Annotated[
+        Path,
+        typer.Argument(
+            metavar="LABELS_CSV", help="RSNA labels CSV keyed by the ORIGINAL SOPInstanceUIDs."
+        ),
+    ],
+    out: Annotated[
+        Path, typer.Argument(metavar="OUT_CSV", help="Where to write the re-keyed labels CSV.")
+    ],
+    key: Annotated[
+        Path,
+        typer.Option("--key", "-k", metavar="KEYFILE", help="The site key file ichkit deid used."),
+    ],
+    exams: Annotated[
+        Path | None,
+        typer.Option(
+            "--exams",
+            metavar="EXAMS_CSV",
+            help="exams.csv (site, patient, study, series, labels) to re-key too.",
+        ),
+    ] = None,
+    exams_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--exams-out", metavar="OUT_EXAMS_CSV", help="Where to write the re-keyed exams.csv."
+        ),
+    ] = None,
+    profile: Annotated[
+        Path | None,
+        typer.Option(
+            "--profile",
+            help="The profile JSON ichkit deid used, if not the shipped one (checked to map UIDs).",
+        ),
+    ] = None,
+) -> None:
+    """Re-key labels (and exams) to the pseudonyms that ichkit deid writes with KEYFILE."""
+    from ichkit.deid import load_profile, map_labels_file
+
+    summary = map_labels_file(
+        labels,
+        out,
+        key=key,
+        exams=exams,
+        exams_out=exams_out,
+        profile=None if profile is None else load_profile(profile),
+    )
+    typer.echo(
+        f"mapped {summary.images} images to {summary.labels_out}"
+        + (f", {summary.exams} exams to {summary.exams_out}" if summary.exams_out else "")
+        + f" (key fingerprint {summary.key_fingerprint})",
+        err=True,
+    )

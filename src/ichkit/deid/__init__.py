@@ -9,12 +9,13 @@ different key gives unlinkable output.
 
 Examples
 --------
->>> from ichkit.deid import DeidConfig, deidentify_tree, generate_key
+>>> from ichkit.deid import DeidConfig, deidentify_tree, generate_key, map_labels_file
 >>> key = generate_key("site.key")                       # doctest: +SKIP
 >>> config = DeidConfig(workers=2)
 >>> summary = deidentify_tree("in", "out", key="site.key", config=config)  # doctest: +SKIP
 >>> summary.exit_status                                  # doctest: +SKIP
 0
+>>> map_labels_file("truth.csv", "truth-deid.csv", key="site.key")  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -22,6 +23,13 @@ from __future__ import annotations
 from ichkit.deid._batch import DeidSummary, FileOutcome, deidentify_file, deidentify_tree
 from ichkit.deid._config import DeidConfig
 from ichkit.deid._engine import DeidResult, Reason, Status, check_accept, deidentify_dataset
+from ichkit.deid._labelmap import (
+    LabelMapSummary,
+    map_exams,
+    map_labels,
+    map_labels_file,
+    original_sop_instance_uid,
+)
 from ichkit.deid._profile import DEFAULT_PROFILE_PATH, AcceptRules, Action, Profile, load_profile
 from ichkit.deid._pseudonym import Pseudonymizer, SiteKey, generate_key, read_key
 from ichkit.deid._store import MappingRow, MappingStore, store_path_for
@@ -34,6 +42,7 @@ __all__ = [
     "DeidResult",
     "DeidSummary",
     "FileOutcome",
+    "LabelMapSummary",
     "MappingRow",
     "MappingStore",
     "Profile",
@@ -48,6 +57,10 @@ __all__ = [
     "generate_key",
     "load_profile",
     "lookup",
+    "map_exams",
+    "map_labels",
+    "map_labels_file",
+    "original_sop_instance_uid",
     "read_key",
     "store_path_for",
 ]

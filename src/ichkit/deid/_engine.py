@@ -41,7 +41,7 @@ from pydicom.tag import BaseTag
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from ichkit.deid._profile import AcceptRules, Action, Profile
-from ichkit.deid._pseudonym import Pseudonymizer
+from ichkit.deid._pseudonym import Pseudonymizer, patient_key_of
 from ichkit.deid._store import MappingRow
 
 __all__ = [
@@ -324,7 +324,7 @@ def deidentify_dataset(
     """
     original_patient = _peek(ds, _TAG_PATIENT_ID)
     study_uid = _peek(ds, 0x0020000D)
-    patient_key = original_patient or f"study:{study_uid}"
+    patient_key = patient_key_of(original_patient, study_uid)
     patient = pseudonymizer.patient_id(patient_key)
     offset = pseudonymizer.date_offset_days(patient_key)
     meta = getattr(ds, "file_meta", None)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ichkit.errors import ConfigError
 
-__all__ = ["Pseudonymizer", "SiteKey", "generate_key", "read_key"]
+__all__ = ["Pseudonymizer", "SiteKey", "generate_key", "patient_key_of", "read_key"]
 
 logger = logging.getLogger(__name__)
 
@@ -143,6 +143,18 @@ def read_key(path: str | os.PathLike[str]) -> SiteKey:
             "key file %s is readable by others (mode %o); chmod 600 it", target, mode & 0o777
         )
     return SiteKey(site=site, secret=secret)
+
+
+def patient_key_of(patient_id: str, study_instance_uid: str) -> str:
+    """Return the value a patient's pseudonym and date shift are keyed on.
+
+    The PatientID (without padding); a file without one is its own patient,
+    keyed ``study:<StudyInstanceUID>``. The engine and the labels mapping
+    (:func:`ichkit.deid.map_exams`) both call this, so their pseudonyms agree.
+    """
+    patient = patient_id.strip("\x00 ")
+    study = study_instance_uid.strip("\x00 ")
+    return patient or f"study:{study}"
 
 
 class Pseudonymizer:
