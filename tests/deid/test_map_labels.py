@@ -331,3 +331,36 @@ def test_copy_of_default_profile_is_accepted(tmp_path: Path, key_path: Path) -> 
     shutil.copy(DEFAULT_PROFILE_PATH, tmp_path / "p.json")
     wide = pd.DataFrame([[0.0] * 6], index=pd.Index(["1.2.3"]), columns=list(LABELS))
     assert len(map_labels(wide, key_path, profile=load_profile(tmp_path / "p.json"))) == 1
+
+
+def test_only_deidentified_keeps_this_sites_written_images(
+    tmp_path: Path, key_path: Path, deidentified: tuple[Path, Path]
+) -> None:
+    src, dst = deidentified
+    truth = _truth(src, tmp_path / "truth.csv")
+    # Another site's exam in the same labels file, and in exams.csv.
+    other = truth.iloc[:1].copy()
+    other.index = pd.Index(["1.2.826.0.1.3680043.10.995.99.1"], name="image_id")
+    write_labels(tmp_path / "truth.csv", pd.concat([truth, other]))
+    _exams_csv(tmp_path / "exams.csv")
+    with (tmp_path / "exams.csv").open("a", encoding="utf-8") as handle:
+        handle.write(
+            "site-b,MRN999,1.2.826.0.1.3680043.10.995.99,1.2.826.0.1.3680043.10.995.991,"
+            + ",".join(["1"] * len(LABELS))
+            + "\n"
+        )
+    rc = main(
+        [
+            "deid", "map-labels", str(tmp_path / "truth.csv"), str(tmp_path / "mine.csv"),
+            "--key", str(key_path), "--exams", str(tmp_path / "exams.csv"),
+            "--exams-out", str(tmp_path / "mine-exams.csv"), "--only-deidentified",
+        ]
+    )  # fmt: skip
+    assert rc == 0
+    mapped = read_labels(tmp_path / "mine.csv")
+    written = {h["sop"] for h in _by_pixels(dst).values()}
+    # Exactly the written images: neither the quarantined scout nor the other site's image.
+    assert set(mapped.index) == written
+    rows = list(csv.DictReader((tmp_path / "mine-exams.csv").read_text("utf-8").splitlines()))
+    assert len(rows) == len(EXAMS)
+    assert {r["site"] for r in rows} == {"site-a"}

@@ -228,9 +228,26 @@ def map_labels_command(
             help="The profile JSON ichkit deid used, if not the shipped one (checked to map UIDs).",
         ),
     ] = None,
+    only_deidentified: Annotated[
+        bool,
+        typer.Option(
+            "--only-deidentified",
+            help="Keep only images (and exams) this site de-identified, per its mapping store.",
+        ),
+    ] = False,
+    store: Annotated[
+        Path | None,
+        typer.Option(
+            "--store", help="Mapping store for --only-deidentified; default beside the key."
+        ),
+    ] = None,
 ) -> None:
-    """Re-key labels (and exams) to the pseudonyms that ichkit deid writes with KEYFILE."""
-    from ichkit.deid import load_profile, map_labels_file
+    """Re-key labels (and exams) to the pseudonyms that ichkit deid writes with KEYFILE.
+
+    With --only-deidentified, images (and exams) that this site did not write
+    (quarantined files, other sites' exams) are left out.
+    """
+    from ichkit.deid import load_profile, map_labels_file, store_path_for
 
     summary = map_labels_file(
         labels,
@@ -239,6 +256,7 @@ def map_labels_command(
         exams=exams,
         exams_out=exams_out,
         profile=None if profile is None else load_profile(profile),
+        only_in_store=(store or store_path_for(key)) if only_deidentified else None,
     )
     typer.echo(
         f"mapped {summary.images} images to {summary.labels_out}"

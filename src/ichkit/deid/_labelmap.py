@@ -22,6 +22,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from ichkit.deid._profile import Action, Profile
 from ichkit.deid._pseudonym import Pseudonymizer, SiteKey, patient_key_of, read_key
+from ichkit.deid._store import MappingStore
 from ichkit.errors import ConfigError, LabelsError
 from ichkit.labels import image_id
 
@@ -305,6 +306,7 @@ def map_labels_file(
     exams: str | os.PathLike[str] | None = None,
     exams_out: str | os.PathLike[str] | None = None,
     profile: Profile | None = None,
+    only_in_store: str | os.PathLike[str] | None = None,
 ) -> LabelMapSummary:
     """Map an RSNA labels CSV (and optionally an exams CSV) with ``key``; write them atomically.
 
@@ -324,6 +326,10 @@ def map_labels_file(
         where to write it mapped; both or neither.
     profile
         The profile ``ichkit deid`` used, checked as in :func:`map_labels`.
+    only_in_store
+        A mapping store (``<KEYFILE>.mapping.sqlite``): keep only the images
+        (and exams) that this site de-identified and wrote, so that a site
+        sends labels for its own exams only.
 
     Returns
     -------
@@ -353,11 +359,23 @@ def map_labels_file(
         )
     site_key = _site_key(key)
     wide = read_labels(labels)
+    done_instances: set[str] | None = None
+    done_studies: set[str] | None = None
+    if only_in_store is not None:
+        with MappingStore(only_in_store, create=False) as store:
+            done_instances = store.originals("instance")
+            done_studies = store.originals("study")
+        keep = [original_sop_instance_uid(str(i)) in done_instances for i in wide.index]
+        wide = wide[keep]
     mapped = map_labels(wide, site_key, profile=profile)
     mapped_exams = None
     if exams is not None:
         exams_path = Path(exams)
         table, lines = _read_exams(exams_path)
+        if done_studies is not None:
+            keep_rows = [str(study) in done_studies for study in table["study"]]
+            table = table[keep_rows].reset_index(drop=True)
+            lines = [line for line, k in zip(lines, keep_rows, strict=True) if k]
         mapped_exams = map_exams(table, site_key, profile=profile, path=exams_path, lines=lines)
     write_labels(out, mapped)
     exams_target = None

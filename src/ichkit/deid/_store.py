@@ -125,6 +125,11 @@ class MappingStore:
         )
         return [MappingRow(*row) for row in cur.fetchall()]
 
+    def originals(self, kind: str) -> set[str]:
+        """Return the set of originals recorded for ``kind`` (e.g. ``instance``)."""
+        cur = self._conn.execute("SELECT original FROM mapping WHERE kind = ?", (kind,))
+        return {row[0] for row in cur}
+
     def iter_mappings(self) -> Iterator[MappingRow]:
         """Yield every mapping row, ordered by kind and original."""
         cur = self._conn.execute(
