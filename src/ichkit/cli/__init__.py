@@ -57,7 +57,9 @@ def _configure_logging(verbose: bool) -> None:
         console=_stderr_console(), show_time=False, show_path=verbose, markup=False
     )
     root.addHandler(handler)
-    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    # Commands print their own results; library loggers speak up for
+    # warnings (and everything with -v).
+    root.setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
 def _stderr_console():  # type: ignore[no-untyped-def]
@@ -68,8 +70,13 @@ def _stderr_console():  # type: ignore[no-untyped-def]
 
 def _register() -> None:
     # Each module adds its commands to ``app`` when imported.
+    from ichkit.cli import catalog as _catalog  # noqa: F401
+    from ichkit.cli import curate as _curate  # noqa: F401
+    from ichkit.cli import deid as _deid  # noqa: F401
     from ichkit.cli import dicom as _dicom  # noqa: F401
+    from ichkit.cli import model as _model  # noqa: F401
     from ichkit.cli import score as _score  # noqa: F401
+    from ichkit.cli import synth as _synth  # noqa: F401
 
 
 _register()

@@ -221,8 +221,7 @@ def split_command(
             *[f"{row[f'{lab}_exams']} ({row[f'{lab}_fraction']:.1%})" for lab in LABELS],
         )
     console.print(table)
-    for warning in result.warnings:
-        console.print(f"warning: {warning}", markup=False)
+    # result.warnings were logged by make_split (shown as WARNING lines).
     if out is not None:
         for path in write_split_outputs(result, out):
             console.print(f"  {path}", markup=False)

@@ -86,10 +86,8 @@ def synth(
             summary = write_dataset(
                 config, out, workers=workers, preview=preview, progress=_advance
             )
-    logging.getLogger("ichkit.synth").info(
-        "%d exams, %d images, %d with hemorrhage -> %s",
-        len(summary.exams),
-        summary.images,
-        summary.positive_exams,
-        summary.out,
+    typer.echo(
+        f"{len(summary.exams)} exams, {summary.images} images, "
+        f"{summary.positive_exams} with hemorrhage -> {summary.out}",
+        err=True,
     )

@@ -3,8 +3,13 @@
 Head coordinates (mm): u to the patient's left, v posterior, w superior, with
 w = 0 near the floor of the anterior cranial fossa. The head is three nested
 dome-topped elliptical layers (inner table, outer table, skin) over a skull
-base whose floor steps down from the anterior fossa to the middle fossa and,
-behind the petrous ridges, to the posterior fossa. Inside: cortex with gyri
+base whose floor (a smooth height field, :meth:`Anatomy.floor`) steps down
+from the anterior fossa (domed orbital roofs) over the curved sphenoid ridges
+to the oval bowls of the middle fossae and, behind the curved petrous crests
+and the clivus, to the steep-walled bowl of the posterior fossa. Below the
+floor: orbits, ethmoid / sphenoid / maxillary sinuses, nasal cavity, mastoid
+air cells and the frontal sinus in the frontal bone, all (super)ellipsoids,
+so every cut is a smooth curve. Inside: cortex with gyri
 (zero crossings of a smooth random field give meandering sulci), white matter,
 deep grey nuclei, lateral / third / fourth ventricles, sylvian and
 interhemispheric fissures, basal cisterns, brainstem and cerebellum.
@@ -24,6 +29,7 @@ from numpy.typing import NDArray
 
 from ichkit.synth._geometry import (
     F32,
+    Box,
     NoiseField,
     Plane,
     ellipse_distance,
@@ -95,27 +101,84 @@ class Anatomy:
         up = np.clip((w - self.wm) / (top - self.wm), 0.0, 1.0)
         dome = np.sqrt(np.clip(1.0 - up * up, 0.0, 1.0))
         low = np.clip((self.wm - w) / 90.0, 0.0, 1.0)
-        taper = 1.0 - 0.16 * low * low
+        taper = 1.0 - 0.22 * low * low
         s = np.where(w >= self.wm, dome, taper).astype(np.float32)
         return (self.A + grow) * s, (self.B + grow * 1.15) * s
 
     def petrous_v(self, u: F32) -> F32:
-        """Antero-posterior position of the petrous ridge at left-right position u."""
-        return (-0.06 * self.B + 0.62 * np.abs(u)).astype(np.float32)
+        """Antero-posterior position of the posterior face of the petrous ridge at u.
+
+        The ridges run from the petrous apex beside the clivus posterolaterally
+        to the mastoid, curving backward laterally.
+        """
+        au = np.abs(u)
+        return (-0.05 * self.B + 0.2 * au + 0.009 * au * au).astype(np.float32)
+
+    def sphenoid_v(self, au: F32) -> F32:
+        """Antero-posterior position of the sphenoid ridge (back of the anterior fossa)."""
+        x = np.clip(au - 8.0, 0.0, None)
+        return np.asarray(-0.20 * self.B - 0.35 * x - 0.006 * x * x, dtype=np.float32)
 
     def floor(self, u: F32, v: F32) -> F32:
         """Height of the skull-base floor of the cranial cavity below (u, v)."""
+        return self.floor_parts(u, v)[0]
+
+    def floor_parts(self, u: F32, v: F32) -> tuple[F32, F32, F32, F32]:
+        """(floor height, petrous ridge position, distance to its crest, crest height).
+
+        A smooth height field: the anterior fossa (orbital roofs domed up either
+        side of the cribriform plate, rising into the frontal bone), the bowls
+        of the middle fossae behind the curved sphenoid ridges, the sphenoid
+        body and clinoids between them, the occipital bowl of the posterior
+        fossa behind the clivus, and the petrous crests between middle and
+        posterior fossae. Level sets of it are the curved bony outlines seen
+        on axial slices.
+        """
+        A, B = self.A, self.B  # noqa: N806
         au = np.abs(u)
-        # orbital roofs arch up beside the midline cribriform plate
-        ant = (
-            self.floor_ant + 7.0 * np.exp(-(((au - 28.0) / 15.0) ** 2)) + 0.04 * (v + 0.3 * self.B)
-        )
-        mid = self.floor_mid + 15.0 * np.exp(-((u / 13.0) ** 2))
-        # sphenoid ridge: runs from the clinoids laterally and forward
-        t1 = smoothstep((v + 0.18 * self.B + 0.22 * au) / 10.0 + 0.5)
-        t2 = smoothstep((v - self.petrous_v(u)) / 8.0 + 0.5)
+        dome = np.exp(-(((au - 0.36 * A) / (0.2 * A)) ** 2) - ((v + 0.6 * B) / (0.22 * B)) ** 2)
+        rf = np.sqrt((u / (0.8 * A)) ** 2 + ((v + 0.15 * B) / (0.85 * B)) ** 2)
+        front = np.clip((rf - 0.78) / 0.22, 0.0, 1.0) ** 2 * smoothstep((-v - 0.3 * B) / (0.3 * B))
+        ant = self.floor_ant - 3.0 * np.exp(-((u / 6.0) ** 2)) + 5.0 * dome + 12.0 * front
+        # middle fossae: an oval bowl under each temporal lobe, its pole forward
+        # and medial; above the anterior fossa floor the walls give way
+        ca, sa = np.cos(0.35), np.sin(0.35)
+        x = au - 0.58 * A
+        y = v + 0.1 * B
+        xr = (ca * x + sa * y) / (0.27 * A)
+        yr = (-sa * x + ca * y) / (0.31 * B)
+        mid = np.minimum(self.floor_mid + 22.0 * (xr * xr + yr * yr), self.floor_ant - 2.0)
+        t1 = smoothstep((v - self.sphenoid_v(au)) / 10.0 + 0.5)
         f = ant + (mid - ant) * t1
-        return np.asarray(f + (-90.0 - f) * t2, dtype=np.float32)
+        # sphenoid body (planum, sella) and the anterior clinoid processes
+        d_body = np.maximum(ellipse_distance(u, v, 11.0, 0.13 * B, 0.0, -0.22 * B), 0.0)
+        f = np.maximum(f, -10.0 - 0.3 * d_body * d_body)
+        clin = (au - 11.0) ** 2 + (v + 0.2 * B - 2.0) ** 2
+        f = np.maximum(f, -3.0 - 0.3 * clin)
+        # posterior fossa: the occipital bowl behind the clivus and petrous ridges
+        pv = self.petrous_v(u)
+        medial = np.exp(-((u / 12.0) ** 2))
+        t2 = smoothstep((v - pv - 3.0 * medial) / (6.0 + 8.0 * medial) + 0.5)
+        r2 = ((u / 0.8) ** 2 + (v - 0.35 * B) ** 2) / 3600.0
+        post = -75.0 + 50.0 * r2 * r2  # steep-walled: the occipital bowl
+        f = f + (post - f) * t2
+        # petrous crests, falling away to both fossae (widening downward)
+        dist, top = self.petrous_crest(u, v)
+        f = np.maximum(f, top - 0.25 * dist * dist)
+        return np.asarray(f, dtype=np.float32), pv, dist, top
+
+    def petrous_crest(self, u: F32, v: F32) -> tuple[F32, F32]:
+        """(perpendicular distance to the petrous crest line, crest height) at (u, v)."""
+        au = np.abs(u)
+        slope = 0.2 + 0.018 * au
+        dist = (v - self.petrous_v(u) + 6.0) / np.sqrt(1.0 + slope * slope)
+        top = -11.0 - 0.05 * au - 14.0 * (1.0 - smoothstep((au - 6.0) / 10.0))
+        return dist.astype(np.float32), top.astype(np.float32)
+
+    def brainstem_v(self, w: F32) -> F32:
+        """Antero-posterior centre of the brainstem at heights w (it leans back downward)."""
+        lean = 0.25 * np.clip(w + 20.0, None, 20.0)
+        return np.asarray(-0.05 * self.B + 14.5 - lean, dtype=np.float32)
 
     def tentorium(self, u: F32, v: F32) -> F32:
         """Height of the tentorium cerebelli above (u, v) (posterior fossa roof)."""
@@ -188,7 +251,7 @@ def draw_anatomy(rng: np.random.Generator, *, w_bottom: float) -> Anatomy:
         ]
     vents += [
         Ellipsoid("third", (0.0, 0.02 * B, 10.0), (1.0 + 1.5 * sv, 0.13 * B, 7.0)),
-        Ellipsoid("fourth", (0.0, 0.12 * B + 2.0, -24.0), (4.0 * sv, 3.0 + sv, 8.0)),
+        Ellipsoid("fourth", (0.0, -0.05 * B + 25.5, -24.0), (5.0 + 2.0 * sv, 2.0 + sv, 9.0)),
     ]
     return Anatomy(
         A=A,
@@ -268,6 +331,12 @@ def render_anatomy(
     d_in = ellipse_distance(u, v, a_in, b_in, 0.0, g.cv)
     a_out, b_out = g.axes(w, g.skull_t, g.skull_t * 1.2)
     d_out = ellipse_distance(u, v, a_out, b_out, 0.0, g.cv) - 0.5 * tex
+    sinus_on = w_lo < g.floor_ant + 26.0 and w_hi > g.floor_ant - 4.0
+    if sinus_on:
+        # the frontal bone thickens low in front, around the frontal sinus
+        sw_ = np.clip(1.0 - ((w - g.floor_ant - 11.0) / 15.0) ** 2, 0.0, 1.0)
+        front = smoothstep((-(v - g.cv) - 0.55 * g.B) / (0.3 * g.B))
+        d_out = d_out - 6.0 * np.exp(-((u / 24.0) ** 2)) * sw_ * front
     a_sk, b_sk = g.axes(w, g.skull_t + g.scalp_t, (g.skull_t + g.scalp_t) * 1.1)
     d_skin = ellipse_distance(u, v, a_sk, b_sk, 0.0, g.cv)
     f_skin = soft(d_skin, ps)
@@ -284,31 +353,55 @@ def render_anatomy(
     )
     bone = g.bone_hu + 120.0 * tex
     bone = bone + (g.diploe_hu + 120.0 * tex - bone) * diploe
+    if sinus_on:
+        # frontal sinus: a bilobed air pocket within the frontal bone, low only
+        half = 17.0 * np.sqrt(np.clip(1.0 - ((w - g.floor_ant - 8.0) / 11.0) ** 2, 0.0, 1.0))
+        in_bone = soft(np.abs(pos - 0.52) - 0.26, 0.12) * np.clip((shell - 5.0) / 3.0, 0.0, 1.0)
+        sinus = (
+            soft(np.abs(u) - half + 1.5 * tex, ps)
+            * (1.0 - soft(np.abs(u - 1.5 * tex) - 0.7, ps))
+            * in_bone
+            * front
+        )
+        bone = bone + (AIR_HU - bone) * sinus
     hu += f_outer * (bone - hu)
 
     # --- skull base --------------------------------------------------------------
+    # the floor rises at most ~14 mm above floor_ant (frontal bone, orbital
+    # roofs); the brainstem and basal cisterns reach w = 14
     low = w_lo < 14.0
+    base_on = w_lo < max(g.floor_ant + 14.0, 8.0)
+    f_in_eff = f_in
     if low:
-        floor = g.floor(u, v)
-        above = w - floor
-        pv = g.petrous_v(u)
-        au = np.abs(u)
-        ridge_top = -10.0 - 0.06 * au
-        f_pet = (
-            soft(np.abs(v - pv - 2.0) - (4.0 + 0.04 * au), ps)
-            * soft(w - ridge_top, 1.5)
-            * soft(10.0 - au, ps)
-        )
-        f_floor = np.clip(above + 0.5, 0.0, 1.0) * (1.0 - f_pet)
-        base = _skull_base(g, u, v, w, above, f_pet, tex, ps)
-        depth = np.minimum(-d_in, above)
+        (n3,) = fields.sample(plane, (2,), stride=stride)
         tent = g.tentorium(u, v)
+    if base_on:
+        floor, pv, crest_d, crest_top = g.floor_parts(u, v)
+        above = w - floor
+        # in-plane anti-aliasing of the floor: its vertical offset over its slope
+        gr, gc = np.gradient(above, ps)
+        slope_px = np.sqrt(gr * gr + gc * gc) * ps
+        f_floor = np.clip(0.5 + above / np.maximum(slope_px, 0.5), 0.0, 1.0).astype(np.float32)
+        # the face: below the anterior fossa in front, and below the middle
+        # fossae in front of the petrous bones, the skull gives way to the
+        # bony cavities and soft tissue of the face and jaw out to the skin
+        face = np.maximum(
+            smoothstep((g.floor_ant - 4.0 - w) / 8.0)
+            * smoothstep((-(v - g.cv) - 0.3 * g.B) / (0.3 * g.B)),
+            smoothstep((g.floor_mid - 6.0 - w) / 8.0) * smoothstep((pv - 8.0 - v) / 10.0),
+        ) * soft(d_skin + 2.5, ps)
+        f_in_eff = np.maximum(f_in, face)
+        base = _skull_base(
+            g, plane, (u, v, w), above, face, d_skin, (pv, crest_d, crest_top), n3, tex
+        )
+        depth = np.minimum(-d_in, above)
         post = soft(w - tent, 1.5) * smoothstep((v - pv) / 6.0 + 0.5)  # below the tentorium
     else:
         f_floor = np.ones(shape, dtype=np.float32)
         base = np.zeros(shape, dtype=np.float32)
         depth = -d_in
         post = np.zeros(shape, dtype=np.float32)
+        pv = g.petrous_v(u) if low else post
     supra = 1.0 - post
 
     # --- brain -----------------------------------------------------------------
@@ -344,21 +437,31 @@ def render_anatomy(
     f_folia = np.zeros(shape, dtype=np.float32)
     f_bs = np.zeros(shape, dtype=np.float32)
     cist = np.zeros(shape, dtype=np.float32)
-    bs_v = 14.0 - 0.06 * g.B
     if low:
-        # cerebellum: cortex with fine folia; brainstem; basal cisterns
-        (n3,) = fields.sample(plane, (2,), stride=stride)
-        f_folia = np.clip(0.5 - (np.abs(n3) - 0.16) / 0.12, 0.0, 1.0) * post
+        # cerebellum: cortex with fine folia and a midline vallecula; brainstem
+        # (midbrain, pons, medulla narrowing downward); basal cisterns
+        f_folia = np.clip(0.5 - (np.abs(n3) - 0.08) / 0.08, 0.0, 1.0) * post
         f_gm = np.maximum(f_gm, 0.7 * post)
-        d_bs = ellipse_distance(us, v, 12.5, 11.0, 0.0, bs_v)
+        bs_v = g.brainstem_v(w)
+        narrow = 1.0 - 0.35 * smoothstep((-w - 32.0) / 14.0)
+        d_bs = ellipse_distance(us, v, 13.0 * narrow, 10.5 * narrow, 0.0, bs_v)
         f_bs = soft(d_bs, ps) * soft(w - 8.0, 2.0)
         d_sup = ellipse_distance(us, v, 9.5, 7.5, 0.0, -0.17 * g.B)
         sup = soft(d_sup, ps) * smoothstep((w + 12.0) / 3.0) * smoothstep((2.0 - w) / 3.0)
+        rim_bs = 1.5 + 2.0 * g.atrophy
         ring_d = ellipse_distance(
-            us, v, 15.0 + 2.0 * g.atrophy, 13.5 + 2.0 * g.atrophy, 0.0, bs_v + 1.0
+            us, v, 13.0 * narrow + rim_bs, 10.5 * narrow + rim_bs, 0.0, bs_v - 0.5
         )
-        ring = soft(ring_d, ps) * (1.0 - f_bs) * soft(w - 8.0, 2.0)
-        cist = np.maximum(sup, ring)
+        # ambient cistern round the midbrain; lower only in front (prepontine)
+        behind = smoothstep((v - bs_v + 2.0) / 6.0) * smoothstep((-6.0 - w) / 4.0)
+        ring = soft(ring_d, ps) * (1.0 - f_bs) * soft(w - 8.0, 2.0) * (1.0 - behind)
+        vall = (
+            soft(np.abs(us) - 0.8 - 1.2 * g.atrophy, ps)
+            * smoothstep((v - bs_v - 16.0) / 4.0)
+            * smoothstep((bs_v + 45.0 - v) / 8.0)
+            * post
+        )
+        cist = np.maximum.reduce([sup, ring, vall])
     brain = brain + (g.gm_hu + 1.0 * tex - brain) * f_gm
     brain = brain + (0.5 * (g.gm_hu + g.wm_hu) + tex - brain) * f_bs
     # interhemispheric fissure with its medial cortex
@@ -386,7 +489,7 @@ def render_anatomy(
     # CSF: rim under the inner table, sulci, fissures, cisterns
     f_rim = soft(depth - g.csf_rim, ps)
     spaces = np.maximum.reduce([f_rim * supra, f_sulc, f_fis, syl, cist])
-    f_csf = np.maximum.reduce([spaces, 0.6 * f_rim * post, 0.6 * f_folia])
+    f_csf = np.maximum.reduce([spaces, 0.6 * f_rim * post, 0.45 * f_folia])
     brain = brain + (g.csf_hu - brain) * f_csf
     # ventricles
     vl = np.zeros(shape, dtype=np.float32)
@@ -413,8 +516,8 @@ def render_anatomy(
     brain = brain + (g.falx_hu - brain) * dura
 
     cavity = (f_in * f_floor).astype(np.float32)
-    inner = brain + (base - brain) * (1.0 - f_floor) if low else brain
-    hu = hu + (inner - hu) * f_in
+    inner = brain + (base - brain) * (1.0 - f_floor) if base_on else brain
+    hu = hu + (inner - hu) * f_in_eff
     return PlaneContext(
         plane=plane,
         u=u,
@@ -438,43 +541,149 @@ def render_anatomy(
     )
 
 
-def _skull_base(
-    g: Anatomy, u: F32, v: F32, w: F32, above: F32, f_pet: F32, tex: F32, ps: float
+def _ellipsoid_sd(
+    u: F32,
+    v: F32,
+    w: F32,
+    c: tuple[float | F32, float | F32, float | F32],
+    r: tuple[float, float, float],
+    angle: float = 0.0,
+    power: float = 2.0,
 ) -> F32:
-    """HU below the cranial floor: bone, petrous bone, sinuses, orbits, soft tissue."""
+    """Approximate signed distance (mm) to a (super)ellipsoid rotated by ``angle`` about w.
+
+    ``power`` 2 gives an ellipsoid, larger values a rounded box.
+    """
+    du = u - c[0]
+    dv = v - c[1]
+    if angle:
+        ca, sa = np.cos(angle), np.sin(angle)
+        du, dv = ca * du + sa * dv, -sa * du + ca * dv
+    x = np.abs(du) / r[0]
+    y = np.abs(dv) / r[1]
+    z = np.abs(w - c[2]) / r[2]
+    if power == 2.0:
+        q = np.sqrt(x * x + y * y + z * z)
+    else:
+        q = (x**power + y**power + z**power) ** (1.0 / power)
+    return np.asarray((q - 1.0) * min(r), dtype=np.float32)
+
+
+def _skull_base(
+    g: Anatomy,
+    plane: Plane,
+    uvw: tuple[F32, F32, F32],
+    above: F32,
+    face: F32,
+    d_skin: F32,
+    crest: tuple[F32, F32, F32],
+    fine: F32,
+    tex: F32,
+) -> F32:
+    """HU below the cranial floor: skull-base bone, petrous and mastoid, sinuses, orbits.
+
+    A cortical plate under the fossae; dense bone in the petrous pyramids,
+    the sphenoid body and clivus and around the posterior fossa; soft tissue
+    elsewhere (face, infratemporal fossae, nasopharynx) around bony-walled
+    cavities (orbits, ethmoid, sphenoid and maxillary sinuses, nasal cavity)
+    and mastoid air cells. Every outline is an ellipsoid, rounded box or a
+    level set of a smooth field, so the cuts are smooth curves.
+    """
+    A, B = g.A, g.B  # noqa: N806
+    u, v, w = uvw
+    pv, dist, top = crest  # petrous ridge position, distance to its crest, crest height
+    ps = plane.spacing
     below = -above
     au = np.abs(u)
-    plate = soft(below - 4.0, 1.5)
-    # trabecular bone of the skull base mixed with soft tissue, cortical plate
-    # under the fossae
-    base = 45.0 + 600.0 * np.clip(tex + 0.3, 0.0, 1.0)
-    base = base + (g.bone_hu * 0.8 + 150.0 * tex - base) * plate
-    # sinuses: sphenoid (central) and ethmoid / nasal (anterior midline) air
-    sph = (
-        soft(au - 14.0, ps)
-        * soft(np.abs(v + 0.25 * g.B) - 0.13 * g.B, ps)
-        * (1.0 - soft(below - 7.0, 2.0))
-        * soft(-w - 36.0, 2.0)
+    vc = v - g.cv
+    # where the bone is massive: petrous pyramids, sphenoid body and clivus,
+    # occipital bone around the posterior fossa
+    pet = (
+        soft(np.abs(dist) - np.sqrt(np.clip(top - w, 0.0, None) / 0.25) - 2.0, 3.0)
+        * smoothstep((au - 8.0) / 6.0)
+        * soft(w - top - 1.0, 2.0)
     )
-    eth = soft(au - 11.0, ps) * soft(v + 0.43 * g.B, ps) * (1.0 - soft(below - 5.0, 2.0))
-    eth = eth * np.clip(0.6 + 1.5 * tex, 0.0, 1.0)
-    air = np.maximum(sph, eth)
-    # orbits: globe in retro-orbital fat, behind them the temporal muscle
+    body = soft(ellipse_distance(u, vc, 15.0, 0.15 * B, 0.0, -0.2 * B), 4.0)
+    occ = smoothstep((v - pv) / 8.0 + 0.5)
+    mass = np.maximum.reduce([pet, body, occ])
+    plate = soft(below - 2.0, 1.5)
+    dense = np.maximum(plate, mass)
+    # soft tissue: the outer face and, well below the floor, the infratemporal
+    # fossae and nasopharynx; elsewhere bone
+    tissue = np.maximum(face * soft(-8.0 - d_skin, 3.0), soft(8.0 - below, 3.0))
+    dense = np.maximum(dense, 1.0 - tissue)
+    base = 40.0 + 4.0 * tex
+    base = base + (g.bone_hu * 0.75 + 150.0 * tex - base) * dense
+    base = base + (g.bone_hu * 1.1 + 120.0 * tex - base) * pet
+    # mastoid air cells: small dotted air in the bone behind the petrous ridges
+    mas_c = (0.8 * A, 0.25 * B + g.cv, g.floor_mid - 10.0)
     for side in (-1.0, 1.0):
-        d_orb = np.sqrt((u - side * 31.0) ** 2 + (v + g.B - 17.0) ** 2 + ((w + 17.0) * 1.1) ** 2)
-        inside = 1.0 - soft(below - 4.0, 2.0)
-        base = base + (-85.0 + 5.0 * tex - base) * soft(d_orb - 16.0, ps) * inside
-        base = base + (12.0 - base) * soft(d_orb - 11.5, ps) * inside
-    soft_tissue = (
-        soft(0.55 * g.A - au, 4.0) * soft(v + 0.05 * g.B, 4.0) * (1.0 - soft(below - 12.0, 3.0))
-    )
-    base = base + (45.0 + 4.0 * tex - base) * soft_tissue
-    base = base + (AIR_HU - base) * air
-    # petrous bone (dense), with mastoid air cells laterally
-    pet = g.bone_hu * 1.1 + 150.0 * tex
-    mastoid = np.clip((tex - 0.1) / 0.4, 0.0, 1.0) * smoothstep((au - 0.62 * g.A) / 6.0)
-    pet = pet + (AIR_HU - pet) * mastoid * 0.9
-    base = base + (pet - base) * f_pet
+        box = plane.box((side * mas_c[0], mas_c[1], mas_c[2]), 18.0)
+        if box is None:
+            continue
+        bu, bv, bw = plane.coords(box)
+        d_mas = _ellipsoid_sd(bu, bv, bw, (side * mas_c[0], mas_c[1], mas_c[2]), (11.0, 15.0, 15.0))
+        cells = soft(0.35 - fine[box], 0.2) * soft(d_mas, 4.0) * pet[box]
+        base[box] += (AIR_HU - base[box]) * cells
+    # bony-walled cavities of the face and the sphenoid
+    w_orb = g.floor_ant - 13.0
+    a_sk, b_sk = g.axes(np.full(1, w_orb, dtype=np.float32), g.skull_t + g.scalp_t, 0.0)
+    v_eth = -0.62 * B + g.cv
+    cavities: list[tuple[tuple[float, float, float], tuple[float, float, float], float, float]] = []
+    for side in (-1.0, 1.0):
+        uo = 0.47 * A
+        v_front = g.cv - float(b_sk[0]) * np.sqrt(max(1.0 - (uo / float(a_sk[0])) ** 2, 0.0))
+        vg = v_front + 15.0
+        cavities += [
+            ((side * 0.42 * A, vg + 9.0, w_orb), (15.0, 22.0, 17.0), side * 0.35, 2.0),
+            ((side * 0.33 * A, vg + 8.0, w_orb - 34.0), (13.0, 17.0, 13.0), 0.0, 2.0),
+        ]
+    cavities += [
+        ((0.0, v_eth, w_orb - 3.0), (11.0, 0.2 * B, 17.0), 0.0, 4.0),
+        ((0.0, v_eth - 4.0, w_orb - 36.0), (9.0, 0.22 * B, 16.0), 0.0, 4.0),
+        (
+            (0.0, -0.28 * B + g.cv, 0.5 * (g.floor_ant + g.floor_mid) - 7.0),
+            (13.0, 0.12 * B, 11.0),
+            0.0,
+            2.0,
+        ),
+    ]
+    fills: list[tuple[Box, F32, F32]] = []
+    for idx, (c, r, angle, power) in enumerate(cavities):
+        box = plane.box(c, max(r) + 4.0)
+        if box is None:
+            continue
+        bu, bv, bw = plane.coords(box)
+        d = _ellipsoid_sd(bu, bv, bw, c, r, angle, power)
+        sl = base[box]
+        sl += (g.bone_hu * 0.8 + 100.0 * tex[box] - sl) * soft(d - 2.0, 1.5)  # bony wall
+        kind = (
+            ("orbit", "maxillary")[idx % 2]
+            if idx < 4
+            else ("ethmoid", "nasal", "sphenoid")[idx - 4]
+        )
+        if kind == "orbit":
+            fill = -90.0 + 5.0 * tex[box]
+        elif kind == "ethmoid":
+            fill = AIR_HU + (g.bone_hu * 0.6 - AIR_HU) * soft(np.abs(fine[box]) - 0.1, 0.08)
+        elif kind == "nasal":
+            fill = AIR_HU + (g.bone_hu * 0.5 - AIR_HU) * soft(np.abs(bu) - 1.0, ps)
+        elif kind == "sphenoid":
+            septum = soft(np.abs(bu - 2.0 * tex[box]) - 0.6, ps)
+            fill = AIR_HU + (g.bone_hu * 0.6 - AIR_HU) * septum
+        else:
+            fill = np.full(d.shape, AIR_HU, dtype=np.float32)
+        fills.append((box, d, fill))
+        if kind == "orbit":  # the globe at the front of the orbit
+            side = 1.0 if c[0] > 0 else -1.0
+            gc = (side * 0.47 * A, c[1] - 9.0, w_orb - 3.0)
+            d_globe = _ellipsoid_sd(bu, bv, bw, gc, (12.0, 12.0, 12.0))
+            fills.append((box, d_globe, 12.0 + 2.0 * tex[box]))
+    # cavities stop under the cortical plate of the floor (orbital roofs,
+    # cribriform plate, planum sphenoidale), so their tops follow its curves
+    under = soft(2.5 - below, 1.0)
+    for box, d, fill in fills:
+        base[box] += (fill - base[box]) * soft(d, ps) * under[box]
     return np.asarray(base, dtype=np.float32)
 
 
