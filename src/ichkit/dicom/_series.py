@@ -213,7 +213,8 @@ def load_series(
             "(px + 1000, wrapped at 4096, intercept -1000)"
         )
         findings.append(Finding(FindingKind.RESCALE_QUIRK, detail))
-        logger.warning("%s: RSNA 12-bit quirk fixed: %s", _source_name(source), detail)
+        # Expected on RSNA data and recorded as a finding: not a warning.
+        logger.info("%s: RSNA 12-bit quirk fixed: %s", _source_name(source), detail)
     first = ordered[0].header
     row_spacing, col_spacing = first.pixel_spacing or (math.nan, math.nan)
     hu = np.stack([image.hu for image in ordered]) if ordered else np.zeros((0, 0, 0), np.int16)
@@ -242,4 +243,6 @@ def load_series(
 def _source_name(source: object) -> str:
     if isinstance(source, str | os.PathLike):
         return os.fspath(source)
+    if isinstance(source, list | tuple) and source:
+        return f"{os.fspath(source[0])} (+{len(source) - 1} files)"
     return "<file list>"
