@@ -1,0 +1,140 @@
+"""Model benchmarks: study-to-probabilities latency (onnxruntime) and the 1st-place encoder's cost.
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_model.py --model demo-output/model/model.onnx \
+        [--study ../shared/realdata/rsna-series-a] [--threads 2] [--repeat 5] [--no-seresnext]
+
+Times, on one study (default: the real 32-slice 512x512 RSNA series in
+``../shared/realdata/rsna-series-a``), the whole ``ichkit predict`` path: header
+scan, DICOM decode + HU, head crop + resize, onnxruntime, in one process with a
+warm model (the model is loaded once; file reads are warm in the page cache).
+Then, as the named baseline, the forward pass of the RSNA 2019 1st-place
+encoder (MONAI SEResNext101 at 256x256, 3 channels, random weights, one model,
+no TTA) on the same study's 32 slices with PyTorch, and prints the ratio.
+
+Without ``--model`` a randomly initialised ``demo``-preset model is exported to
+a temporary ONNX file (latency does not depend on the weights).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+logger = logging.getLogger("bench_model")
+
+DEFAULT_STUDY = Path(__file__).resolve().parents[1] / ".." / "shared" / "realdata" / "rsna-series-a"
+
+
+def _random_model(folder: Path) -> Path:
+    import torch
+
+    from ichkit.model import build_model, export_onnx, load_config
+    from ichkit.model._checkpoint import save_checkpoint
+
+    cfg = load_config(preset="demo")
+    torch.manual_seed(0)
+    model = build_model(cfg).eval()
+    ckpt = save_checkpoint(folder / "random.ckpt", model, cfg, epoch=0, metrics={})
+    return export_onnx(ckpt, folder / "random.onnx")
+
+
+def _time_predict(model: Path, study: Path, threads: int, repeat: int) -> dict[str, float]:
+    from ichkit.dicom import load_series, scan_series
+    from ichkit.model import load_predictor, preprocess_volume
+
+    t0 = time.perf_counter()
+    predictor = load_predictor(model, threads=threads)
+    load_s = time.perf_counter() - t0
+    stages: dict[str, list[float]] = {
+        "scan": [],
+        "decode": [],
+        "preprocess": [],
+        "model": [],
+        "total": [],
+    }
+    for _ in range(repeat + 1):
+        t = [time.perf_counter()]
+        scan = scan_series(study)
+        t.append(time.perf_counter())
+        series = [
+            load_series(r.files, series_instance_uid=r.series_instance_uid) for r in scan.series
+        ]
+        t.append(time.perf_counter())
+        volumes = [preprocess_volume(s.hu, size=predictor.input_size)[0] for s in series]
+        t.append(time.perf_counter())
+        for v in volumes:
+            predictor(v)
+        t.append(time.perf_counter())
+        for name, a, b in zip(("scan", "decode", "preprocess", "model"), t, t[1:], strict=False):
+            stages[name].append(b - a)
+        stages["total"].append(t[-1] - t[0])
+    # the first pass warms imports and caches: report the median of the rest
+    out = {k: statistics.median(v[1:]) for k, v in stages.items()}
+    out["first_total"] = stages["total"][0]
+    out["model_load"] = load_s
+    out["slices"] = float(sum(s.hu.shape[0] for s in series))
+    out["rows"] = float(series[0].hu.shape[1])
+    return out
+
+
+def _time_seresnext(slices: int, threads: int, repeat: int) -> float:
+    import torch
+    from monai.networks.nets import SEResNext101
+
+    torch.set_num_threads(threads)
+    net = SEResNext101(spatial_dims=2, in_channels=3, num_classes=6, pretrained=False).eval()
+    x = torch.randn(slices, 3, 256, 256)
+    times = []
+    with torch.no_grad():
+        for _ in range(repeat + 1):
+            t = time.perf_counter()
+            for chunk in x.split(8):
+                net(chunk)
+            times.append(time.perf_counter() - t)
+    return statistics.median(times[1:]) if len(times) > 1 else times[0]
+
+
+def main() -> None:
+    """Run the benchmark and print a Markdown table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, help="model.onnx (default: random demo model)")
+    parser.add_argument("--study", type=Path, default=DEFAULT_STUDY)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--seresnext-repeat", type=int, default=1)
+    parser.add_argument("--no-seresnext", action="store_true")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        model = args.model or _random_model(Path(tmp))
+        r = _time_predict(model, args.study, args.threads, args.repeat)
+    print(
+        f"study: {args.study} ({int(r['slices'])} slices, {int(r['rows'])} px); "
+        f"model: {args.model or 'random demo-preset model'}; {args.threads} threads"
+    )
+    print("| stage | median s |\n|---|---|")
+    for k in ("scan", "decode", "preprocess", "model", "total"):
+        print(f"| {k} | {r[k]:.3f} |")
+    print(f"| first call (cold imports) | {r['first_total']:.3f} |")
+    print(f"| model load (once) | {r['model_load']:.3f} |")
+    if not args.no_seresnext:
+        s = _time_seresnext(int(r["slices"]), args.threads, args.seresnext_repeat)
+        print(
+            f"\nSEResNext101 @256 (1st-place encoder, random weights, 1 model, no TTA), "
+            f"forward on {int(r['slices'])} slices: {s:.2f} s; "
+            f"ratio to ichkit model stage: {s / r['model']:.0f}x, "
+            f"to ichkit total: {s / r['total']:.1f}x"
+        )
+
+
+if __name__ == "__main__":
+    main()

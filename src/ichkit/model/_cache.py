@@ -1,0 +1,200 @@
+"""The preprocessing cache: each series decoded once, cropped, resized, stored as .npy.
+
+Training reads every series once per epoch; decoding DICOM each time (pydicom,
+HU conversion, head crop, resize) costs far more than the network on small
+inputs. The cache stores, per series, the int16 HU volume at the input size
+(``<cache>/<size>px/<key>.npy``, opened memory-mapped) and a JSON sidecar
+(UIDs, crop box). Windows are applied by the model, so one cache serves every
+window set; a different input size gets its own folder. Series are built in
+parallel worker processes; a series already cached is not rebuilt.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from ichkit.model._data import SeriesFiles
+from ichkit.model._preprocess import CropBox, preprocess_volume
+
+__all__ = ["CACHE_VERSION", "CachedSeries", "build_cache", "cache_folder"]
+
+logger = logging.getLogger(__name__)
+
+#: Bumped when the preprocessing changes, so old caches are not reused.
+CACHE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class CachedSeries:
+    """One preprocessed series in the cache.
+
+    Parameters
+    ----------
+    key
+        File stem in the cache folder.
+    path
+        The ``.npy`` file: int16 HU, (slices, size, size).
+    series_instance_uid, study_instance_uid, patient_id
+        Identification.
+    sop_instance_uids
+        One per slice, in the volume's order (inferior → superior).
+    box
+        The crop of the original images.
+    """
+
+    key: str
+    path: Path
+    series_instance_uid: str
+    study_instance_uid: str
+    patient_id: str
+    sop_instance_uids: tuple[str, ...]
+    box: CropBox
+
+    @property
+    def n_slices(self) -> int:
+        """Number of slices."""
+        return len(self.sop_instance_uids)
+
+    def load(self, *, mmap: bool = True) -> npt.NDArray[np.int16]:
+        """The volume, memory-mapped (read-only) by default."""
+        arr: npt.NDArray[np.int16] = np.load(self.path, mmap_mode="r" if mmap else None)
+        return arr
+
+
+def cache_folder(cache_dir: str | os.PathLike[str], size: int) -> Path:
+    """The folder holding the cache of one input size."""
+    return Path(cache_dir) / f"v{CACHE_VERSION}-{size}px"
+
+
+def _meta_path(folder: Path, key: str) -> Path:
+    return folder / f"{key}.json"
+
+
+def _read_meta(folder: Path, key: str) -> CachedSeries | None:
+    meta = _meta_path(folder, key)
+    npy = folder / f"{key}.npy"
+    if not (meta.is_file() and npy.is_file()):
+        return None
+    try:
+        d = json.loads(meta.read_text(encoding="utf-8"))
+        return CachedSeries(
+            key=key,
+            path=npy,
+            series_instance_uid=d["series_instance_uid"],
+            study_instance_uid=d["study_instance_uid"],
+            patient_id=d["patient_id"],
+            sop_instance_uids=tuple(d["sop_instance_uids"]),
+            box=CropBox(**d["box"]),
+        )
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        logger.warning("%s: unreadable cache entry, rebuilding: %s", meta, err)
+        return None
+
+
+def _build_one(job: tuple[SeriesFiles, str, int]) -> CachedSeries:
+    from ichkit._atomic import atomic_open, atomic_write_text
+    from ichkit.dicom import load_series
+
+    series, folder_text, size = job
+    folder = Path(folder_text)
+    loaded = load_series(list(series.files), series_instance_uid=series.series_instance_uid)
+    volume, box = preprocess_volume(loaded.hu, size=size)
+    with atomic_open(folder / f"{series.key}.npy", "wb") as handle:
+        np.save(handle, volume)
+    meta = {
+        "series_instance_uid": series.series_instance_uid,
+        "study_instance_uid": series.study_instance_uid,
+        "patient_id": series.patient_id,
+        "sop_instance_uids": list(loaded.sop_instance_uids),
+        "box": box.to_dict(),
+        "findings": [str(f) for f in loaded.findings],
+    }
+    atomic_write_text(_meta_path(folder, series.key), json.dumps(meta))
+    return CachedSeries(
+        key=series.key,
+        path=folder / f"{series.key}.npy",
+        series_instance_uid=series.series_instance_uid,
+        study_instance_uid=series.study_instance_uid,
+        patient_id=series.patient_id,
+        sop_instance_uids=tuple(loaded.sop_instance_uids),
+        box=box,
+    )
+
+
+def _worker_init() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def build_cache(
+    series: Sequence[SeriesFiles],
+    cache_dir: str | os.PathLike[str],
+    *,
+    size: int,
+    workers: int = 1,
+    on_done: Callable[[CachedSeries], None] | None = None,
+) -> list[CachedSeries]:
+    """Decode, crop and resize every series into the cache (skipping cached ones).
+
+    Parameters
+    ----------
+    series
+        From :func:`ichkit.model._data.discover_series`.
+    cache_dir
+        Cache root; the volumes go to :func:`cache_folder`.
+    size
+        Input size in pixels.
+    workers
+        Worker processes (spawned, one torch thread each); 1 builds in this process.
+    on_done
+        Called with each series when it is ready (cached or built).
+
+    Returns
+    -------
+    list of CachedSeries
+        In the order of ``series``.
+    """
+    folder = cache_folder(cache_dir, size)
+    folder.mkdir(parents=True, exist_ok=True)
+    out: dict[str, CachedSeries] = {}
+    todo: list[SeriesFiles] = []
+    for s in series:
+        cached = _read_meta(folder, s.key)
+        if cached is not None and cached.series_instance_uid == s.series_instance_uid:
+            out[s.key] = cached
+            if on_done is not None:
+                on_done(cached)
+        else:
+            todo.append(s)
+    if todo:
+        logger.info(
+            "caching %d series at %d px in %s (%d workers)", len(todo), size, folder, workers
+        )
+    jobs = [(s, os.fspath(folder), size) for s in todo]
+    if workers <= 1 or len(todo) <= 1:
+        for job in jobs:
+            done = _build_one(job)
+            out[done.key] = done
+            if on_done is not None:
+                on_done(done)
+    else:
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(
+            max_workers=workers, mp_context=ctx, initializer=_worker_init
+        ) as pool:
+            for done in pool.map(_build_one, jobs, chunksize=4):
+                out[done.key] = done
+                if on_done is not None:
+                    on_done(done)
+    return [out[s.key] for s in series]

@@ -1,0 +1,341 @@
+"""Datasets: find the labels and DICOM files, group them into series, split by patient.
+
+Two layouts are read as they are, without conversion:
+
+* an ``ichkit synth`` output: ``truth.csv`` + ``dicom/<site>/<patient>/<study>/<series>/*.dcm``;
+* the RSNA Kaggle layout: ``stage_2_train.csv`` + a flat ``stage_2_train/`` of
+  ``ID_*.dcm`` (also ``stage_1_train``), as the ``ichkit curate`` export writes it.
+
+Files are grouped into series by (0020,000E) SeriesInstanceUID from their
+headers (:func:`ichkit.dicom.iter_headers`); a series whose images have no
+labels (scouts, dose reports) is left out. One series is one exam.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+
+from ichkit.labels import LABELS, image_id
+from ichkit.model._errors import DatasetError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "SPLITS",
+    "DatasetLayout",
+    "SeriesFiles",
+    "assign_splits",
+    "discover_series",
+    "find_layout",
+    "label_array",
+]
+
+logger = logging.getLogger(__name__)
+
+#: The split names.
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+
+_RSNA_STEMS = ("stage_2_train", "stage_1_train", "train")
+
+
+@dataclass(frozen=True)
+class DatasetLayout:
+    """Where a dataset's labels and images are.
+
+    Parameters
+    ----------
+    root
+        The dataset folder.
+    labels
+        The RSNA-format labels CSV.
+    images
+        The folder holding the DICOM files (searched recursively).
+    kind
+        ``synth``, ``rsna`` or ``custom``.
+    """
+
+    root: Path
+    labels: Path
+    images: Path
+    kind: str
+
+
+def find_layout(
+    data: str | os.PathLike[str], *, labels: str = "", images: str = ""
+) -> DatasetLayout:
+    """Recognise a dataset folder (synth output or RSNA layout).
+
+    Parameters
+    ----------
+    data
+        The dataset folder.
+    labels, images
+        Explicit labels CSV and DICOM folder (relative to ``data`` or absolute).
+
+    Raises
+    ------
+    DatasetError
+        The folder is missing, or neither layout is found; the message says
+        what was looked for.
+    """
+    root = Path(data)
+    if not str(data) or not root.is_dir():
+        raise DatasetError(
+            "dataset folder not found (set --data or data = ... in the config)",
+            path=root,
+            field="data",
+            value=str(data),
+        )
+    if labels or images:
+        lab = root / labels if labels else None
+        img = root / images if images else None
+        if lab is None or img is None:
+            raise DatasetError(
+                "give both labels and images, or neither", path=root, field="labels/images"
+            )
+        for p, name in ((lab, "labels"), (img, "images")):
+            if not p.exists():
+                raise DatasetError("not found", path=p, field=name, value=str(p))
+        return DatasetLayout(root, lab, img, "custom")
+    if (root / "truth.csv").is_file() and (root / "dicom").is_dir():
+        return DatasetLayout(root, root / "truth.csv", root / "dicom", "synth")
+    for stem in _RSNA_STEMS:
+        if (root / f"{stem}.csv").is_file() and (root / stem).is_dir():
+            return DatasetLayout(root, root / f"{stem}.csv", root / stem, "rsna")
+    raise DatasetError(
+        "no dataset found: expected truth.csv + dicom/ (ichkit synth output) or "
+        "stage_2_train.csv + stage_2_train/ (RSNA Kaggle layout)",
+        path=root,
+        field="data",
+        value=sorted(p.name for p in root.iterdir())[:10],
+    )
+
+
+@dataclass(frozen=True)
+class SeriesFiles:
+    """One labelled series found in a dataset (not yet decoded).
+
+    Parameters
+    ----------
+    series_instance_uid, study_instance_uid, patient_id
+        Identification from the headers.
+    files
+        The series' files, in slice order.
+    sop_instance_uids
+        SOPInstanceUID of each file.
+    """
+
+    series_instance_uid: str
+    study_instance_uid: str
+    patient_id: str
+    files: tuple[Path, ...]
+    sop_instance_uids: tuple[str, ...]
+
+    @property
+    def key(self) -> str:
+        """A file-name-safe key for the cache."""
+        return hashlib.sha1(self.series_instance_uid.encode()).hexdigest()[:20]
+
+
+def _files_digest(files: Sequence[Path]) -> str:
+    h = hashlib.sha1()
+    for p in files:
+        h.update(os.fspath(p).encode())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def discover_series(
+    layout: DatasetLayout,
+    labelled: set[str],
+    *,
+    workers: int = 1,
+    index_file: Path | None = None,
+    on_item: Callable[[], None] | None = None,
+) -> list[SeriesFiles]:
+    """Group a dataset's DICOM files into series and keep the labelled ones.
+
+    Parameters
+    ----------
+    layout
+        From :func:`find_layout`.
+    labelled
+        Image ids (SOPInstanceUIDs without ``ID_``) that have labels.
+    workers
+        Header-reading processes.
+    index_file
+        A JSON file where the grouping is stored and reused while the file
+        list is unchanged (the RSNA layout holds 750k files).
+    on_item
+        Called once per file read.
+
+    Returns
+    -------
+    list of SeriesFiles
+        Series with at least one labelled image, sorted by patient, study, series.
+    """
+    from ichkit.dicom import SliceHeader, group_series, iter_files, iter_headers
+
+    files = sorted(iter_files(layout.images))
+    digest = _files_digest(files)
+    if index_file is not None and index_file.is_file():
+        try:
+            stored = json.loads(index_file.read_text(encoding="utf-8"))
+            if stored.get("digest") == digest:
+                return _filter([_from_json(s) for s in stored["series"]], labelled)
+        except (OSError, ValueError, KeyError) as err:
+            logger.warning("%s: ignoring unreadable series index: %s", index_file, err)
+    uids: dict[Path, str] = {}
+
+    def tap(item: object) -> None:
+        if isinstance(item, SliceHeader):
+            uids[item.path] = item.sop_instance_uid
+        if on_item is not None:
+            on_item()
+
+    scan = group_series(iter_headers(files, workers=workers), on_item=tap)
+    for bad in scan.unreadable:
+        logger.debug("not DICOM or unreadable: %s", bad.reason)
+    found = [
+        SeriesFiles(
+            series_instance_uid=r.series_instance_uid,
+            study_instance_uid=r.study_instance_uid,
+            patient_id=r.patient_id,
+            files=tuple(r.files),
+            sop_instance_uids=tuple(uids[p] for p in r.files),
+        )
+        for r in scan.series
+    ]
+    if index_file is not None:
+        from ichkit._atomic import atomic_write_text
+
+        atomic_write_text(
+            index_file,
+            json.dumps({"digest": digest, "series": [_to_json(s) for s in found]}),
+        )
+    return _filter(found, labelled)
+
+
+def _to_json(s: SeriesFiles) -> dict[str, object]:
+    return {
+        "series": s.series_instance_uid,
+        "study": s.study_instance_uid,
+        "patient": s.patient_id,
+        "files": [os.fspath(p) for p in s.files],
+        "sops": list(s.sop_instance_uids),
+    }
+
+
+def _from_json(d: dict[str, object]) -> SeriesFiles:
+    return SeriesFiles(
+        series_instance_uid=str(d["series"]),
+        study_instance_uid=str(d["study"]),
+        patient_id=str(d["patient"]),
+        files=tuple(Path(str(p)) for p in d["files"]),  # type: ignore[attr-defined]
+        sop_instance_uids=tuple(str(u) for u in d["sops"]),  # type: ignore[attr-defined]
+    )
+
+
+def _filter(found: list[SeriesFiles], labelled: set[str]) -> list[SeriesFiles]:
+    kept = []
+    for s in found:
+        have = [image_id(u) in labelled for u in s.sop_instance_uids]
+        if not any(have):
+            continue
+        if not all(have):
+            logger.warning(
+                "series %s: %d of %d images have no labels; left out",
+                s.series_instance_uid,
+                have.count(False),
+                len(have),
+            )
+            continue
+        kept.append(s)
+    return kept
+
+
+def _unit_hash(seed: int, text: str) -> float:
+    digest = hashlib.sha256(f"{seed}:{text}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0**64
+
+
+def assign_splits(
+    series: Sequence[SeriesFiles],
+    *,
+    val_fraction: float,
+    test_fraction: float,
+    seed: int,
+    split_file: Path | None = None,
+) -> list[str]:
+    """The split (``train``, ``val`` or ``test``) of each series.
+
+    By default each *patient* is placed by a seeded hash of its PatientID, so
+    splits are patient-disjoint and do not change when exams are added. A
+    ``split_file`` (CSV with a ``split`` column and a ``series_instance_uid``,
+    ``study_instance_uid`` or ``patient_id`` column, e.g. from ``ichkit
+    curate``) overrides it; series it does not name are left out (``""``).
+    """
+    if split_file is None:
+        out = []
+        for s in series:
+            u = _unit_hash(seed, s.patient_id or s.study_instance_uid)
+            out.append(
+                "test"
+                if u < test_fraction
+                else "val"
+                if u < test_fraction + val_fraction
+                else "train"
+            )
+        return out
+    import pandas as pd
+
+    try:
+        table = pd.read_csv(split_file, dtype=str)
+    except (OSError, ValueError) as err:
+        raise DatasetError(f"cannot read split file: {err}", path=split_file) from err
+    if "split" not in table.columns:
+        raise DatasetError(
+            "split file has no 'split' column",
+            path=split_file,
+            field="columns",
+            value=list(table.columns),
+        )
+    for column, attr in (
+        ("series_instance_uid", "series_instance_uid"),
+        ("study_instance_uid", "study_instance_uid"),
+        ("patient_id", "patient_id"),
+    ):
+        if column in table.columns:
+            mapping = dict(zip(table[column], table["split"].str.strip().str.lower(), strict=True))
+            bad = sorted(set(mapping.values()) - set(SPLITS))
+            if bad:
+                raise DatasetError(
+                    f"unknown split name(s) {bad}; expected {', '.join(SPLITS)}",
+                    path=split_file,
+                    field="split",
+                    value=bad[0],
+                )
+            return [mapping.get(getattr(s, attr), "") for s in series]
+    raise DatasetError(
+        "split file needs a series_instance_uid, study_instance_uid or patient_id column",
+        path=split_file,
+        field="columns",
+        value=list(table.columns),
+    )
+
+
+def label_array(sop_instance_uids: Sequence[str], table: pd.DataFrame) -> npt.NDArray[np.float32]:
+    """(slices, 6) labels of a series' images from a wide labels table."""
+    ids = [image_id(u) for u in sop_instance_uids]
+    return np.ascontiguousarray(table.loc[ids, list(LABELS)].to_numpy(dtype=np.float32))

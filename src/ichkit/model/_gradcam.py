@@ -1,0 +1,230 @@
+"""Grad-CAM heatmaps of the ``any`` logit, drawn over the brain window.
+
+For each positive slice (``any`` ≥ threshold) the gradient of that slice's
+``any`` logit with respect to the encoder's last feature map weights the map's
+channels (Selvaraju et al., ICCV 2017); the result is upsampled, placed back
+into the original image through the crop box, and drawn over the brain window
+(40/80 HU). With synthetic lesion masks, the fraction of heatmap peaks that
+fall inside a lesion is reported.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ichkit.model._errors import ModelError
+from ichkit.model._preprocess import CropBox, preprocess_volume
+
+__all__ = ["gradcam", "to_original", "write_heatmaps"]
+
+logger = logging.getLogger(__name__)
+
+
+def gradcam(
+    model: Any, hu: npt.NDArray[np.generic], slices: Sequence[int], *, label: int = -1
+) -> npt.NDArray[np.float32]:
+    """Grad-CAM maps (len(slices), size, size) in [0, 1] for one preprocessed series.
+
+    Parameters
+    ----------
+    model
+        A :class:`ichkit.model.SeriesModel` (eval mode).
+    hu
+        (S, size, size) HU as fed to the model.
+    slices
+        Slice indices to explain.
+    label
+        Output index (default ``any``).
+    """
+    import torch
+    import torch.nn.functional as F  # noqa: N812
+
+    captured: dict[str, torch.Tensor] = {}
+
+    def hook(_module: Any, _inputs: Any, output: torch.Tensor) -> None:
+        output.retain_grad()
+        captured["maps"] = output
+
+    handle = model.encoder.body.register_forward_hook(hook)
+    try:
+        x = torch.from_numpy(np.asarray(hu, dtype=np.float32)).unsqueeze(0)
+        x.requires_grad_(False)
+        with torch.enable_grad():
+            image_logits, _ = model(x)
+            target = image_logits[0, list(slices), label].sum()
+            model.zero_grad(set_to_none=True)
+            target.backward()
+    finally:
+        handle.remove()
+    maps = captured["maps"]
+    grads = maps.grad
+    if grads is None:
+        raise ModelError("Grad-CAM: no gradient reached the encoder's feature map")
+    idx = torch.tensor(list(slices), dtype=torch.long)
+    a, g = maps.detach()[idx].float(), grads[idx].float()
+    weights = g.mean(dim=(2, 3), keepdim=True)
+    cam = torch.relu((weights * a).sum(dim=1, keepdim=True))
+    size = hu.shape[-1]
+    cam = F.interpolate(cam, size=(size, size), mode="bilinear", align_corners=False)[:, 0]
+    peak = cam.flatten(1).amax(dim=1).clamp(min=1e-12).view(-1, 1, 1)
+    out: npt.NDArray[np.float32] = (cam / peak).numpy().astype(np.float32)
+    return out
+
+
+def to_original(cam: npt.NDArray[np.floating], box: CropBox) -> npt.NDArray[np.float32]:
+    """Map a (size, size) map back onto the original (rows, cols) image."""
+    import torch
+    import torch.nn.functional as F  # noqa: N812
+
+    t = torch.from_numpy(np.asarray(cam, dtype=np.float32))[None, None]
+    t = F.interpolate(t, size=(box.side, box.side), mode="bilinear", align_corners=False)[0, 0]
+    full = np.zeros((box.rows, box.cols), dtype=np.float32)
+    r0, c0 = max(box.row0, 0), max(box.col0, 0)
+    r1, c1 = min(box.row0 + box.side, box.rows), min(box.col0 + box.side, box.cols)
+    if r1 > r0 and c1 > c0:
+        full[r0:r1, c0:c1] = t.numpy()[r0 - box.row0 : r1 - box.row0, c0 - box.col0 : c1 - box.col0]
+    return full
+
+
+def _read_masks(path: Path, sop_uids: Sequence[str]) -> npt.NDArray[np.bool_] | None:
+    """Union of the lesion masks of a series, (S, rows, cols), in ``sop_uids`` order."""
+    from ichkit.labels import SUBTYPES
+
+    with np.load(path, allow_pickle=False) as data:
+        keys = set(data.files)
+        arrays = [np.asarray(data[k], dtype=bool) for k in SUBTYPES if k in keys]
+        if not arrays and "masks" in keys:
+            arrays = [np.asarray(data["masks"], dtype=bool)]
+        if not arrays:
+            logger.warning("%s: no subtype masks (keys %s)", path, sorted(keys))
+            return None
+        union = np.any(np.stack(arrays), axis=0)
+        if union.ndim == 4:  # (subtypes, S, R, C) stored as one array
+            union = union.any(axis=0)
+        order_key = next((k for k in ("sop_instance_uids", "sop_instance_uid") if k in keys), None)
+        if order_key is not None:
+            stored = [str(u) for u in data[order_key]]
+            pos = {u: i for i, u in enumerate(stored)}
+            if all(u in pos for u in sop_uids):
+                picked: npt.NDArray[np.bool_] = union[[pos[u] for u in sop_uids]]
+                return picked
+            logger.warning("%s: mask UIDs do not match the series; assuming slice order", path)
+    if union.shape[0] != len(sop_uids):
+        logger.warning(
+            "%s: %d mask slices for %d images; skipped", path, union.shape[0], len(sop_uids)
+        )
+        return None
+    result: npt.NDArray[np.bool_] = union
+    return result
+
+
+def _overlay(
+    path: Path, hu: npt.NDArray[np.generic], cam: npt.NDArray[np.floating], title: str
+) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    brain = np.clip((np.asarray(hu, dtype=np.float32) - 0.0) / 80.0, 0.0, 1.0)
+    fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
+    ax.imshow(brain, cmap="gray", vmin=0, vmax=1)
+    ax.imshow(cam, cmap="jet", alpha=np.clip(cam, 0, 1) * 0.45, vmin=0, vmax=1)
+    r, c = np.unravel_index(int(np.argmax(cam)), cam.shape)
+    ax.plot([c], [r], marker="+", color="white", markersize=12)
+    ax.set_title(title, fontsize=8)
+    ax.axis("off")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def write_heatmaps(
+    predictor: Any,
+    results: Sequence[Any],
+    volumes: Mapping[str, Any],
+    out: Path,
+    *,
+    masks: Path | None = None,
+    threshold: float = 0.5,
+) -> dict[str, Any]:
+    """Write overlays of positive slices; return a summary (peak-in-lesion rate with masks)."""
+    from ichkit.model._infer import TorchPredictor
+
+    model_path = Path(predictor.path)
+    if not isinstance(predictor, TorchPredictor):
+        ckpt = model_path.with_name("best.ckpt")
+        if not ckpt.is_file():
+            raise ModelError(
+                "--heatmaps needs the PyTorch checkpoint (Grad-CAM uses gradients); "
+                f"none found beside the ONNX model (looked for {ckpt})",
+                path=model_path,
+                field="--heatmaps",
+            )
+        torch_predictor = TorchPredictor(
+            ckpt, windows=predictor.meta["windows"], input_size=predictor.input_size
+        )
+    else:
+        torch_predictor = predictor
+    model = torch_predictor.model.cpu()
+    written, hits, scored = 0, 0, 0
+    per_image: list[dict[str, Any]] = []
+    for pred in results:
+        positive = [int(i) for i in np.flatnonzero(pred.image_probs[:, -1] >= threshold)]
+        if not positive:
+            continue
+        series = volumes[pred.series_instance_uid]
+        volume, _ = preprocess_volume(series.hu, size=torch_predictor.input_size, box=pred.box)
+        cams = gradcam(model, volume, positive)
+        lesion = None
+        if masks is not None:
+            mask_file = masks / f"{pred.series_instance_uid}.npz"
+            if mask_file.is_file():
+                lesion = _read_masks(mask_file, pred.sop_instance_uids)
+            else:
+                logger.warning("no mask file %s", mask_file)
+        for k, i in enumerate(positive):
+            cam = to_original(cams[k], pred.box)
+            r, c = np.unravel_index(int(np.argmax(cam)), cam.shape)
+            entry: dict[str, Any] = {
+                "sop_instance_uid": pred.sop_instance_uids[i],
+                "any": round(float(pred.image_probs[i, -1]), 4),
+                "peak_row": int(r),
+                "peak_col": int(c),
+            }
+            if lesion is not None:
+                inside = bool(lesion[i, r, c])
+                entry["peak_in_lesion"] = inside
+                if lesion[i].any():
+                    scored += 1
+                    hits += int(inside)
+            name = out / pred.series_instance_uid / f"{i:03d}_{pred.sop_instance_uids[i]}.png"
+            _overlay(name, series.hu[i], cam, f"slice {i}  any={pred.image_probs[i, -1]:.2f}")
+            entry["png"] = os.fspath(name)
+            per_image.append(entry)
+            written += 1
+    summary: dict[str, Any] = {
+        "folder": os.fspath(out),
+        "threshold": threshold,
+        "written": written,
+        "images": per_image,
+    }
+    if masks is not None:
+        summary["peak_in_lesion"] = {
+            "slices_with_lesion": scored,
+            "peaks_inside": hits,
+            "rate": (hits / scored) if scored else None,
+        }
+        logger.info(
+            "heatmap peak inside the lesion on %d of %d positive lesion slices", hits, scored
+        )
+    logger.info("wrote %d heatmap(s) to %s", written, out)
+    return summary

@@ -1,0 +1,393 @@
+"""Inference: read studies from DICOM, predict each series, write a submission and exams.json.
+
+A *predictor* runs a checkpoint (PyTorch) or its ONNX export (onnxruntime) on
+one preprocessed series. :func:`predict_studies` finds the series in each
+study folder from the headers (any file names, any order), reads each with
+:func:`ichkit.dicom.load_series`, crops and resizes it exactly as training did,
+and writes six rows per image (``preds.csv``, valid for ``ichkit score``) plus
+``exams.json`` (per-exam probabilities and top slices).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from ichkit.labels import LABELS, image_id
+from ichkit.model._errors import ModelError
+from ichkit.model._preprocess import CropBox, preprocess_volume
+
+__all__ = [
+    "OnnxPredictor",
+    "PredictResult",
+    "Predictor",
+    "SeriesPrediction",
+    "TorchPredictor",
+    "load_predictor",
+    "predict_series",
+    "predict_studies",
+]
+
+logger = logging.getLogger(__name__)
+
+F64 = npt.NDArray[np.float64]
+
+#: Series with fewer images are not predicted (scouts, localizers).
+_MIN_SLICES = 3
+
+
+def _sigmoid(x: npt.NDArray[np.floating]) -> F64:
+    return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))
+
+
+class Predictor(Protocol):
+    """Runs a series model on one preprocessed series."""
+
+    path: Path
+    meta: dict[str, Any]
+
+    @property
+    def input_size(self) -> int:
+        """Input side in pixels."""
+        ...
+
+    def __call__(self, hu: npt.NDArray[np.generic]) -> tuple[F64, F64]:
+        """(image probabilities (S, 6), exam probabilities (6,)) of (S, size, size) HU."""
+        ...
+
+
+class TorchPredictor:
+    """A checkpoint run with PyTorch (CPU or CUDA)."""
+
+    def __init__(self, path: str | os.PathLike[str], **expect: Any) -> None:
+        import torch
+
+        from ichkit.model._checkpoint import model_from_checkpoint
+
+        self.model, self.config, payload = model_from_checkpoint(path, **expect)
+        self.path = Path(payload["path"])
+        self.meta = {k: v for k, v in payload.items() if k not in ("state_dict", "train_state")}
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.model.to(self.device)
+
+    @property
+    def input_size(self) -> int:
+        """Input side in pixels."""
+        return int(self.meta["input_size"])
+
+    def __call__(self, hu: npt.NDArray[np.generic]) -> tuple[F64, F64]:
+        """(image probabilities (S, 6), exam probabilities (6,))."""
+        import torch
+
+        x = torch.from_numpy(np.asarray(hu, dtype=np.float32)).unsqueeze(0).to(self.device)
+        with torch.no_grad():
+            img, exam = self.model(x)
+        return _sigmoid(img[0].float().cpu().numpy()), _sigmoid(exam[0].float().cpu().numpy())
+
+
+class OnnxPredictor:
+    """An ONNX export run with onnxruntime on the CPU."""
+
+    def __init__(
+        self, path: str | os.PathLike[str], *, threads: int | None = None, **expect: Any
+    ) -> None:
+        import onnxruntime as ort
+
+        from ichkit.model._checkpoint import check_compatible
+        from ichkit.model._onnx import _parse_meta
+
+        self.path = Path(path)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or (os.cpu_count() or 1)
+        options.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(
+                os.fspath(self.path), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as err:  # onnxruntime raises its own exception types
+            raise ModelError(f"not a readable ONNX model: {err}", path=self.path) from err
+        self.meta = _parse_meta(self.session.get_modelmeta().custom_metadata_map, self.path)
+        check_compatible(self.meta, source=self.path, **expect)
+        shape = self.session.get_inputs()[0].shape
+        if shape[-1] != self.meta["input_size"]:
+            raise ModelError(
+                f"ONNX input is {shape[-1]} px but its metadata says {self.meta['input_size']} px",
+                path=self.path,
+                field="input_size",
+                value=shape[-1],
+            )
+
+    @property
+    def input_size(self) -> int:
+        """Input side in pixels."""
+        return int(self.meta["input_size"])
+
+    def __call__(self, hu: npt.NDArray[np.generic]) -> tuple[F64, F64]:
+        """(image probabilities (S, 6), exam probabilities (6,))."""
+        x = np.asarray(hu, dtype=np.float32)[None]
+        img, exam = self.session.run(None, {"hu": x})
+        return _sigmoid(img[0]), _sigmoid(exam[0])
+
+
+def load_predictor(
+    path: str | os.PathLike[str],
+    *,
+    windows: Sequence[Sequence[Any]] | None = None,
+    input_size: int | None = None,
+    threads: int | None = None,
+) -> Predictor:
+    """Open a model file: ``.onnx`` with onnxruntime, anything else as a checkpoint.
+
+    Parameters
+    ----------
+    path
+        ``model.onnx``, a ``.ckpt`` or a run folder.
+    windows, input_size
+        Expected values (a mismatch raises :class:`CheckpointMismatchError`).
+    threads
+        onnxruntime intra-op threads (default: CPU count).
+    """
+    p = Path(path)
+    if not p.exists():
+        raise ModelError("model file not found", path=p, field="--model")
+    expect: dict[str, Any] = {"windows": windows, "input_size": input_size}
+    if p.suffix.lower() == ".onnx":
+        return OnnxPredictor(p, threads=threads, **expect)
+    return TorchPredictor(p, **expect)
+
+
+@dataclass
+class SeriesPrediction:
+    """Predictions for one series."""
+
+    study_dir: Path
+    series_instance_uid: str
+    study_instance_uid: str
+    sop_instance_uids: list[str]
+    image_probs: F64
+    exam_probs: F64
+    box: CropBox
+    findings: list[str] = field(default_factory=list)
+    modality: str = ""
+
+    def top_slices(self, k: int = 5) -> list[dict[str, Any]]:
+        """The k slices with the highest ``any`` probability."""
+        order = np.argsort(-self.image_probs[:, -1], kind="stable")[:k]
+        return [
+            {
+                "index": int(i),
+                "sop_instance_uid": self.sop_instance_uids[i],
+                "any": round(float(self.image_probs[i, -1]), 6),
+            }
+            for i in order
+        ]
+
+
+def predict_series(predictor: Predictor, series: Any, *, study_dir: Path) -> SeriesPrediction:
+    """Predict one :class:`ichkit.dicom.Series`."""
+    volume, box = preprocess_volume(series.hu, size=predictor.input_size)
+    image_probs, exam_probs = predictor(volume)
+    return SeriesPrediction(
+        study_dir=study_dir,
+        series_instance_uid=series.series_instance_uid,
+        study_instance_uid=series.study_instance_uid,
+        sop_instance_uids=list(series.sop_instance_uids),
+        image_probs=image_probs,
+        exam_probs=exam_probs,
+        box=box,
+        findings=[str(f) for f in series.findings],
+        modality=series.modality,
+    )
+
+
+@dataclass
+class PredictResult:
+    """What :func:`predict_studies` wrote and found."""
+
+    preds_csv: Path
+    exams_json: Path
+    series: list[SeriesPrediction]
+    seconds: float
+    heatmaps: dict[str, Any] | None = None
+
+
+def _image_series(study: Path) -> list[tuple[str, list[Path]]]:
+    from ichkit.dicom import scan_series
+
+    scan = scan_series(study)
+    for bad in scan.unreadable:
+        logger.warning("skipped: %s", bad.reason)
+    out = []
+    for record in scan.series:
+        # The model reads axial CT stacks: dose reports (SC/OT), scouts and
+        # other one- or two-image series get no predictions (logged).
+        if (record.modality and record.modality != "CT") or record.n_slices < _MIN_SLICES:
+            logger.info(
+                "%s: series %s skipped (modality %s, %d image(s)): not an axial CT stack",
+                study,
+                record.series_instance_uid,
+                record.modality or "?",
+                record.n_slices,
+            )
+            continue
+        out.append((record.series_instance_uid, list(record.files)))
+    return out
+
+
+def predict_studies(
+    study_dirs: Sequence[str | os.PathLike[str]],
+    model: str | os.PathLike[str] | Predictor,
+    *,
+    out_csv: str | os.PathLike[str],
+    heatmaps: str | os.PathLike[str] | None = None,
+    masks: str | os.PathLike[str] | None = None,
+    heatmap_threshold: float = 0.5,
+    on_series: Callable[[SeriesPrediction], None] | None = None,
+) -> PredictResult:
+    """Predict every series of every study folder; write preds.csv and exams.json.
+
+    Parameters
+    ----------
+    study_dirs
+        Folders of one study each (one or more series, any file names).
+        Series that are not CT or have fewer than 3 images (scouts, dose
+        reports) are skipped.
+    model
+        A model file (``.onnx``, ``.ckpt``, run folder) or a loaded predictor.
+    out_csv
+        The submission CSV (six rows per image, RSNA format); ``exams.json``
+        is written beside it.
+    heatmaps
+        Write Grad-CAM overlays of positive slices here (needs the PyTorch
+        checkpoint; for an ONNX model, ``best.ckpt`` beside it is used).
+    masks
+        Folder of synthetic lesion masks (``<SeriesInstanceUID>.npz``) to
+        score the heatmap peaks against.
+    heatmap_threshold
+        ``any`` probability from which a slice gets a heatmap.
+
+    Raises
+    ------
+    ModelError
+        A study folder is missing or holds no DICOM series.
+    """
+    import pandas as pd
+
+    from ichkit.dicom import load_series
+    from ichkit.labels import write_labels
+
+    t0 = time.perf_counter()
+    predictor = load_predictor(model) if isinstance(model, str | os.PathLike) else model
+    results: list[SeriesPrediction] = []
+    volumes: dict[str, Any] = {}
+    for study_text in study_dirs:
+        study = Path(study_text)
+        if not study.is_dir():
+            raise ModelError("study folder not found", path=study, field="STUDY_DIR")
+        found = _image_series(study)
+        if not found:
+            raise ModelError("no DICOM series found", path=study, field="STUDY_DIR")
+        for uid, files in found:
+            series = load_series(files, series_instance_uid=uid)
+            pred = predict_series(predictor, series, study_dir=study)
+            results.append(pred)
+            if heatmaps is not None:
+                volumes[uid] = series
+            if on_series is not None:
+                on_series(pred)
+    rows = {}
+    for pred in results:
+        for uid, probs in zip(pred.sop_instance_uids, pred.image_probs, strict=True):
+            rows[image_id(uid)] = probs
+    wide = pd.DataFrame.from_dict(rows, orient="index", columns=list(LABELS))
+    wide.index.name = "image_id"
+    out = Path(out_csv)
+    write_labels(out, wide.clip(0.0, 1.0), float_format="%.6g")
+    heat_summary = None
+    if heatmaps is not None:
+        from ichkit.model._gradcam import write_heatmaps
+
+        heat_summary = write_heatmaps(
+            predictor,
+            results,
+            volumes,
+            Path(heatmaps),
+            masks=None if masks is None else Path(masks),
+            threshold=heatmap_threshold,
+        )
+    seconds = time.perf_counter() - t0
+    exams_json = out.with_name("exams.json")
+    _write_exams_json(exams_json, predictor, results, heat_summary)
+    logger.info(
+        "predicted %d image(s) in %d series of %d stud(ies) in %.2f s: %s",
+        len(wide),
+        len(results),
+        len(study_dirs),
+        seconds,
+        out,
+    )
+    return PredictResult(out, exams_json, results, seconds, heat_summary)
+
+
+def _probs_dict(p: F64) -> dict[str, float]:
+    return {lab: round(float(v), 6) for lab, v in zip(LABELS, p, strict=True)}
+
+
+def _write_exams_json(
+    path: Path,
+    predictor: Predictor,
+    results: Sequence[SeriesPrediction],
+    heatmaps: dict[str, Any] | None,
+) -> None:
+    from ichkit._atomic import atomic_write_text
+
+    studies: dict[tuple[str, str], list[SeriesPrediction]] = {}
+    for pred in results:
+        studies.setdefault((os.fspath(pred.study_dir), pred.study_instance_uid), []).append(pred)
+    exams = []
+    for (study_dir, study_uid), preds in studies.items():
+        exam = np.max(np.stack([p.exam_probs for p in preds]), axis=0)
+        exams.append(
+            {
+                "study_dir": study_dir,
+                "study_instance_uid": study_uid,
+                "probabilities": _probs_dict(exam),
+                "series": [
+                    {
+                        "series_instance_uid": p.series_instance_uid,
+                        "modality": p.modality,
+                        "n_slices": len(p.sop_instance_uids),
+                        "probabilities": _probs_dict(p.exam_probs),
+                        "max_image_probabilities": _probs_dict(p.image_probs.max(axis=0)),
+                        "top_slices": p.top_slices(),
+                        "findings": p.findings,
+                    }
+                    for p in preds
+                ],
+            }
+        )
+    doc: dict[str, Any] = {
+        "model": os.fspath(predictor.path),
+        "labels": list(LABELS),
+        "exam_probability": "per series: the model's exam head; per study: the maximum "
+        "over its series",
+        "exams": exams,
+    }
+    if heatmaps is not None:
+        doc["heatmaps"] = heatmaps
+    atomic_write_text(path, json.dumps(doc, indent=2, allow_nan=False) + "\n")
+
+
+def nan_to_none(x: float) -> float | None:
+    """JSON-friendly float."""
+    return None if math.isnan(x) else x

@@ -1,0 +1,724 @@
+"""Training: one code path for a single process and for ``torchrun`` DDP.
+
+Under ``torchrun`` (``WORLD_SIZE`` > 1) every process joins a process group
+(gloo on CPU, nccl on CUDA). Each optimiser step takes one *global* batch of
+``batch_exams`` series, chosen by a seeded permutation per epoch; process *r*
+takes every *world*-th series of it. The loss is normalised by the global batch
+(images and exams) and multiplied by the world size, so that DDP's gradient
+averaging gives exactly the single-process gradient; with GroupNorm encoders
+and per-exam augmentation seeds the runs agree to float rounding.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+import torch.nn.functional as F  # noqa: N812
+
+from ichkit.labels import LABEL_WEIGHTS, LABELS
+from ichkit.model._augment import SeriesAugment, sample_seed
+from ichkit.model._cache import CachedSeries
+from ichkit.model._checkpoint import (
+    check_compatible,
+    load_checkpoint,
+    model_meta,
+    save_checkpoint,
+)
+from ichkit.model._errors import DatasetError
+from ichkit.model._metrics import auc, weighted_log_loss
+from ichkit.model._preprocess import AIR_HU
+from ichkit.model.config import TrainConfig, config_to_toml
+from ichkit.model.networks import SeriesModel, build_model
+
+__all__ = [
+    "Example",
+    "ProgressEvent",
+    "TrainResult",
+    "collate",
+    "load_split",
+    "predict_examples",
+    "train_model",
+]
+
+logger = logging.getLogger(__name__)
+
+METRIC_COLUMNS = (
+    "epoch",
+    "train_loss",
+    "val_loss",
+    "val_exam_loss",
+    "val_exam_auc_mean",
+    "val_image_auc_any",
+    "lr",
+    "seconds",
+    "images_per_s",
+)
+
+
+@dataclass(frozen=True)
+class Example:
+    """A cached series with its per-image labels (slices, 6)."""
+
+    series: CachedSeries
+    labels: npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """What the training loop reports to a progress display.
+
+    ``kind`` is ``stage`` (text; total may be set), ``advance`` (one unit of
+    the stage), ``epoch`` (a new epoch of ``total`` steps), ``step`` (``loss``),
+    ``epoch_end`` (``row`` of metrics) or ``done``.
+    """
+
+    kind: str
+    text: str = ""
+    total: int | None = None
+    epoch: int = 0
+    loss: float = math.nan
+    row: dict[str, float] = field(default_factory=dict)
+
+
+ProgressFn = Callable[[ProgressEvent], None]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Where a run's outputs are and how it ended."""
+
+    out: Path
+    best_checkpoint: Path
+    last_checkpoint: Path
+    metrics_csv: Path
+    onnx: Path | None
+    best_epoch: int
+    best_metrics: dict[str, float]
+
+
+# --------------------------------------------------------------------------- distributed
+
+
+@dataclass(frozen=True)
+class _Dist:
+    rank: int
+    world: int
+    local_rank: int
+    device: torch.device
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def _init_distributed() -> _Dist:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if torch.cuda.is_available():
+        device = torch.device("cuda", local_rank if world > 1 else torch.cuda.current_device())
+        torch.cuda.set_device(device)
+    else:
+        device = torch.device("cpu")
+    if world > 1 and not torch.distributed.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        torch.distributed.init_process_group(backend=backend)
+        logger.info("DDP: rank %d of %d, backend %s", rank, world, backend)
+    return _Dist(rank=rank, world=world, local_rank=local_rank, device=device)
+
+
+def _barrier(dist: _Dist) -> None:
+    if dist.world > 1:
+        torch.distributed.barrier()
+
+
+def _gather(dist: _Dist, obj: Any) -> list[Any]:
+    if dist.world == 1:
+        return [obj]
+    out: list[Any] = [None] * dist.world
+    torch.distributed.all_gather_object(out, obj)
+    return out
+
+
+# --------------------------------------------------------------------------- precision
+
+
+def resolve_precision(setting: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for a precision setting on a device (None = fp32)."""
+    if setting == "fp32":
+        return None
+    if setting == "bf16":
+        return torch.bfloat16
+    if setting == "fp16":
+        return torch.float16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    # On CPUs without native bf16 (AVX2-only) autocast is slower than fp32.
+    native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return torch.bfloat16 if native else None
+
+
+def _autocast(
+    device: torch.device, dtype: torch.dtype | None
+) -> contextlib.AbstractContextManager[Any]:
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    old = torch.get_num_threads()
+    if n != old:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if n != old:
+            torch.set_num_threads(old)
+
+
+# --------------------------------------------------------------------------- data
+
+
+def load_split(
+    cfg: TrainConfig,
+    *,
+    cache_dir: Path,
+    splits: Sequence[str],
+    progress: ProgressFn | None = None,
+    build: bool = True,
+) -> dict[str, list[Example]]:
+    """Find the dataset, fill the cache and return the examples of some splits.
+
+    Parameters
+    ----------
+    cfg
+        Supplies ``data``, ``labels``, ``images``, split settings, ``input_size``.
+    cache_dir
+        Cache root.
+    splits
+        Split names wanted (``train``, ``val``, ``test``).
+    build
+        Build missing cache entries (False: only for a non-zero DDP rank after
+        rank 0 built them; they are then all present).
+    """
+    from ichkit.labels import read_labels
+    from ichkit.model._cache import build_cache
+    from ichkit.model._data import assign_splits, discover_series, find_layout, label_array
+
+    def report(kind: str, text: str = "", total: int | None = None) -> None:
+        if progress is not None:
+            progress(ProgressEvent(kind, text=text, total=total))
+
+    layout = find_layout(cfg.data, labels=cfg.labels, images=cfg.images)
+    report("stage", f"reading labels {layout.labels.name}")
+    table = read_labels(layout.labels)
+    report("stage", f"grouping DICOM files of {layout.images} into series")
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    found = discover_series(
+        layout,
+        set(table.index),
+        workers=cfg.cache_workers if build else 1,
+        index_file=cache_dir / "series-index.json",
+        on_item=lambda: report("advance"),
+    )
+    if cfg.max_exams:
+        found = found[: cfg.max_exams]
+    if not found:
+        raise DatasetError(
+            "no labelled series found (no DICOM image's SOPInstanceUID is in the labels)",
+            path=layout.images,
+            field="SOPInstanceUID",
+        )
+    split_file = Path(cfg.split_file) if cfg.split_file else None
+    if split_file is not None and not split_file.is_absolute():
+        split_file = layout.root / split_file
+    names = assign_splits(
+        found,
+        val_fraction=cfg.val_fraction,
+        test_fraction=cfg.test_fraction,
+        seed=cfg.split_seed,
+        split_file=split_file,
+    )
+    wanted = [s for s, n in zip(found, names, strict=True) if n in splits]
+    report("stage", f"caching {len(wanted)} series at {cfg.input_size} px", len(wanted))
+    cached = build_cache(
+        wanted,
+        cache_dir,
+        size=cfg.input_size,
+        workers=cfg.cache_workers if build else 1,
+        on_done=lambda _: report("advance"),
+    )
+    by_key = {c.key: c for c in cached}
+    out: dict[str, list[Example]] = {name: [] for name in splits}
+    for s, n in zip(found, names, strict=True):
+        if n in splits:
+            c = by_key[s.key]
+            out[n].append(Example(c, label_array(c.sop_instance_uids, table)))
+    logger.info(
+        "dataset %s (%s): %s",
+        layout.root,
+        layout.kind,
+        ", ".join(f"{k} {len(v)} series" for k, v in out.items()),
+    )
+    return out
+
+
+def collate(
+    volumes: Sequence[torch.Tensor], labels: Sequence[npt.NDArray[np.float32]]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Pad series to one length: (hu (B,S,H,W), lengths (B,), image y (B,S,6), exam y (B,6))."""
+    lengths = torch.tensor([v.shape[0] for v in volumes], dtype=torch.long)
+    s = int(lengths.max())
+    h, w = volumes[0].shape[1], volumes[0].shape[2]
+    hu = torch.full((len(volumes), s, h, w), float(AIR_HU), dtype=torch.float32)
+    y = torch.zeros((len(volumes), s, len(LABELS)), dtype=torch.float32)
+    for i, (v, lab) in enumerate(zip(volumes, labels, strict=True)):
+        hu[i, : v.shape[0]] = v
+        y[i, : v.shape[0]] = torch.from_numpy(np.asarray(lab, dtype=np.float32))
+    exam = torch.stack([torch.from_numpy(np.asarray(lab).max(axis=0)) for lab in labels])
+    return hu, lengths, y, exam.float()
+
+
+def _train_item(
+    ex: Example, cfg: TrainConfig, epoch: int, index: int, augment: SeriesAugment | None
+) -> tuple[torch.Tensor, npt.NDArray[np.float32]]:
+    vol = ex.series.load()
+    lab = ex.labels
+    if cfg.train_slices and vol.shape[0] > cfg.train_slices:
+        rng = np.random.default_rng(sample_seed(cfg.seed, epoch, index, "crop"))
+        start = int(rng.integers(0, vol.shape[0] - cfg.train_slices + 1))
+        vol = vol[start : start + cfg.train_slices]
+        lab = lab[start : start + cfg.train_slices]
+    if augment is None:
+        return torch.from_numpy(np.asarray(vol, dtype=np.float32)), lab
+    with _torch_threads(1):
+        return augment(vol, seed=sample_seed(cfg.seed, epoch, index)), lab
+
+
+class _BatchDataset(torch.utils.data.Dataset[tuple[torch.Tensor, ...]]):
+    """Item i = this process's share of global batch i of an epoch."""
+
+    def __init__(
+        self,
+        examples: Sequence[Example],
+        batches: Sequence[Sequence[int]],
+        cfg: TrainConfig,
+        epoch: int,
+    ) -> None:
+        self.examples = examples
+        self.batches = batches
+        self.cfg = cfg
+        self.epoch = epoch
+        self.augment = SeriesAugment(cfg.input_size) if cfg.augment else None
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, ...]:
+        items = [
+            _train_item(self.examples[j], self.cfg, self.epoch, j, self.augment)
+            for j in self.batches[i]
+        ]
+        return collate([v for v, _ in items], [lab for _, lab in items])
+
+
+def _epoch_batches(n: int, cfg: TrainConfig, epoch: int) -> list[list[int]]:
+    rng = np.random.default_rng(sample_seed(cfg.seed, epoch, -1, "order"))
+    order = rng.permutation(n).tolist()
+    b = min(cfg.batch_exams, n)
+    return [order[i : i + b] for i in range(0, n - b + 1, b)]
+
+
+# --------------------------------------------------------------------------- loss
+
+
+def series_loss(
+    image_logits: torch.Tensor,
+    exam_logits: torch.Tensor,
+    lengths: torch.Tensor,
+    image_y: torch.Tensor,
+    exam_y: torch.Tensor,
+    *,
+    n_images: int,
+    n_exams: int,
+    exam_weight: float,
+) -> torch.Tensor:
+    """Metric-weighted BCE (``any`` × 2) summed over images and exams, normalised by counts.
+
+    ``n_images`` and ``n_exams`` are the counts of the whole (global) batch,
+    so that partial sums from DDP processes add up to the batch mean.
+    """
+    w = torch.tensor(LABEL_WEIGHTS, dtype=torch.float32, device=image_logits.device)
+    mask = torch.arange(image_logits.shape[1], device=image_logits.device).unsqueeze(
+        0
+    ) < lengths.to(image_logits.device).unsqueeze(1)
+    per_image = F.binary_cross_entropy_with_logits(image_logits.float(), image_y, reduction="none")
+    image_term = ((per_image * w).sum(-1) / w.sum())[mask].sum() / n_images
+    per_exam = F.binary_cross_entropy_with_logits(exam_logits.float(), exam_y, reduction="none")
+    exam_term = ((per_exam * w).sum(-1) / w.sum()).sum() / n_exams
+    return image_term + exam_weight * exam_term
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+@torch.no_grad()
+def predict_examples(
+    model: SeriesModel,
+    examples: Sequence[Example],
+    *,
+    device: torch.device,
+    dtype: torch.dtype | None = None,
+) -> list[tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]]:
+    """(image probs (S,6), exam probs (6,)) of each example, one series at a time."""
+    was_training = model.training
+    model.eval()
+    out = []
+    for ex in examples:
+        hu = torch.from_numpy(np.asarray(ex.series.load(), dtype=np.float32)).unsqueeze(0)
+        with _autocast(device, dtype):
+            img, exam = model(hu.to(device))
+        out.append(
+            (
+                torch.sigmoid(img[0].float()).cpu().numpy().astype(np.float64),
+                torch.sigmoid(exam[0].float()).cpu().numpy().astype(np.float64),
+            )
+        )
+    model.train(was_training)
+    return out
+
+
+def _val_metrics(
+    examples: Sequence[Example],
+    preds: Sequence[tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]],
+) -> dict[str, float]:
+    if not examples:
+        return {}
+    yi = np.concatenate([ex.labels for ex in examples])
+    pi = np.concatenate([p for p, _ in preds])
+    ye = np.stack([ex.labels.max(axis=0) for ex in examples])
+    pe = np.stack([e for _, e in preds])
+    aucs = [auc(ye[:, j], pe[:, j]) for j in range(len(LABELS))]
+    finite = [a for a in aucs if not math.isnan(a)]
+    return {
+        "val_loss": weighted_log_loss(yi, pi),
+        "val_exam_loss": weighted_log_loss(ye, pe),
+        "val_exam_auc_mean": float(np.mean(finite)) if finite else math.nan,
+        "val_image_auc_any": auc(yi[:, -1], pi[:, -1]),
+    }
+
+
+# --------------------------------------------------------------------------- loop
+
+
+def _schedule(cfg: TrainConfig, total_steps: int) -> Callable[[int], float]:
+    warm = max(1, int(cfg.warmup_fraction * total_steps))
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        t = (step - warm) / max(1, total_steps - warm)
+        return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+
+    return factor
+
+
+def _write_metrics_row(path: Path, row: dict[str, float]) -> None:
+    new = not path.exists()
+    with path.open("a", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(METRIC_COLUMNS))
+        if new:
+            writer.writeheader()
+        writer.writerow({k: row.get(k, math.nan) for k in METRIC_COLUMNS})
+
+
+def _resume_state(resume: Path, cfg: TrainConfig) -> dict[str, Any]:
+    path = resume / "last.ckpt" if resume.is_dir() else resume
+    payload = load_checkpoint(path)
+    meta = model_meta(cfg)
+    check_compatible(
+        payload, source=payload["path"], windows=meta["windows"], input_size=cfg.input_size
+    )
+    if "train_state" not in payload:
+        from ichkit.model._errors import ModelError
+
+        raise ModelError(
+            "checkpoint has no optimiser state to resume from (use the run's last.ckpt)",
+            path=payload["path"],
+            field="train_state",
+        )
+    return payload
+
+
+def train_model(
+    cfg: TrainConfig,
+    *,
+    out: str | os.PathLike[str],
+    resume: str | os.PathLike[str] | None = None,
+    progress: ProgressFn | None = None,
+) -> TrainResult:
+    """Train a series model; write the run folder.
+
+    The run folder gets ``config.toml`` (resolved), ``metrics.csv`` (one row
+    per epoch), ``best.ckpt`` (lowest validation challenge metric),
+    ``last.ckpt`` (resumable) and, with ``cfg.export_onnx``, ``model.onnx``.
+    Under ``torchrun`` only rank 0 writes.
+
+    Parameters
+    ----------
+    cfg
+        The configuration (``cfg.data`` must name the dataset).
+    out
+        The run folder.
+    resume
+        A run folder or ``last.ckpt`` to continue from (same label order,
+        windows and input size, else :class:`CheckpointMismatchError`).
+    progress
+        Receives :class:`ProgressEvent` s (rank 0 only).
+
+    Returns
+    -------
+    TrainResult
+    """
+    dist = _init_distributed()
+    try:
+        return _train(cfg, Path(out), None if resume is None else Path(resume), progress, dist)
+    finally:
+        if dist.world > 1 and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
+def _train(
+    cfg: TrainConfig,
+    out: Path,
+    resume: Path | None,
+    progress: ProgressFn | None,
+    dist: _Dist,
+) -> TrainResult:
+    threads = cfg.threads or max(
+        1, (os.cpu_count() or 1) // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", dist.world)))
+    )
+    if dist.device.type == "cpu":
+        torch.set_num_threads(threads)
+    emit: ProgressFn = progress if (progress is not None and dist.main) else (lambda _e: None)
+    if cfg.batch_exams < dist.world:
+        from ichkit.errors import ConfigError
+
+        raise ConfigError(
+            f"batch_exams is {cfg.batch_exams} but {dist.world} processes share each batch; "
+            f"expected at least {dist.world}",
+            field="batch_exams",
+            value=cfg.batch_exams,
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else out / "cache"
+    if dist.main:
+        from ichkit._atomic import atomic_write_text
+
+        atomic_write_text(out / "config.toml", config_to_toml(cfg))
+        data = load_split(cfg, cache_dir=cache_dir, splits=("train", "val"), progress=emit)
+    _barrier(dist)
+    if not dist.main:
+        data = load_split(cfg, cache_dir=cache_dir, splits=("train", "val"), build=False)
+    train_set, val_set = data["train"], data["val"]
+    if not train_set:
+        raise DatasetError(
+            "the train split is empty", path=cfg.data, field="split", value=len(val_set)
+        )
+
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg).to(dist.device)
+    steps_per_epoch = len(_epoch_batches(len(train_set), cfg, 0))
+    total_steps = steps_per_epoch * cfg.epochs
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
+    for name, p in model.named_parameters():
+        (no_decay if p.ndim <= 1 or name.endswith(".bias") else decay).append(p)
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": cfg.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=cfg.lr,
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(cfg, total_steps))
+    start_epoch, best_loss, best_epoch, best_metrics = 1, math.inf, 0, {}
+    metrics_csv = out / "metrics.csv"
+    if resume is not None:
+        payload = _resume_state(resume, cfg)
+        model.load_state_dict(payload["state_dict"])
+        state = payload["train_state"]
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start_epoch = int(payload["epoch"]) + 1
+        best_loss = float(state.get("best_loss", math.inf))
+        best_epoch = int(state.get("best_epoch", 0))
+        best_metrics = dict(state.get("best_metrics", {}))
+        logger.info("resuming from %s at epoch %d", payload["path"], start_epoch)
+    elif dist.main and metrics_csv.exists():
+        metrics_csv.unlink()
+
+    dtype = resolve_precision(cfg.precision, dist.device)
+    scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
+    net: torch.nn.Module = model
+    if dist.world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[dist.device.index] if dist.device.type == "cuda" else None
+        )
+    if cfg.compile:
+        net = torch.compile(net)  # type: ignore[assignment]
+    logger.info(
+        "training %s encoder at %d px on %s (%s, %d thread(s), %d process(es)): %d train / %d "
+        "val series, %d steps per epoch",
+        cfg.encoder,
+        cfg.input_size,
+        dist.device,
+        "fp32" if dtype is None else str(dtype),
+        torch.get_num_threads(),
+        dist.world,
+        len(train_set),
+        len(val_set),
+        steps_per_epoch,
+    )
+    lengths_all = [
+        ex.series.n_slices if not cfg.train_slices else min(ex.series.n_slices, cfg.train_slices)
+        for ex in train_set
+    ]
+    best_ckpt, last_ckpt = out / "best.ckpt", out / "last.ckpt"
+    for epoch in range(start_epoch, cfg.epochs + 1):
+        t0 = time.perf_counter()
+        batches = _epoch_batches(len(train_set), cfg, epoch)
+        local = [b[dist.rank :: dist.world] for b in batches]
+        dataset = _BatchDataset(train_set, local, cfg, epoch)
+        loader = torch.utils.data.DataLoader(
+            dataset,
+            batch_size=None,
+            shuffle=False,
+            num_workers=cfg.workers,
+            persistent_workers=False,
+            pin_memory=dist.device.type == "cuda",
+        )
+        emit(ProgressEvent("epoch", epoch=epoch, total=len(batches)))
+        model.train()
+        losses: list[float] = []
+        n_seen = 0
+        for batch_index, (hu, lengths, image_y, exam_y) in enumerate(loader):
+            n_images = sum(lengths_all[j] for j in batches[batch_index])
+            n_exams = len(batches[batch_index])
+            hu = hu.to(dist.device, non_blocking=True)
+            with _autocast(dist.device, dtype):
+                image_logits, exam_logits = net(hu, lengths)
+            loss = (
+                series_loss(
+                    image_logits,
+                    exam_logits,
+                    lengths,
+                    image_y.to(dist.device),
+                    exam_y.to(dist.device),
+                    n_images=n_images,
+                    n_exams=n_exams,
+                    exam_weight=cfg.exam_loss_weight,
+                )
+                * dist.world
+            )
+            optimizer.zero_grad(set_to_none=True)
+            if scaler is not None:
+                scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
+                scaler.unscale_(optimizer)
+            else:
+                loss.backward()  # type: ignore[no-untyped-call]
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            if scaler is not None:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+            scheduler.step()
+            batch_loss = float(loss.detach()) / dist.world
+            if dist.world > 1:
+                t = torch.tensor([batch_loss], device=dist.device)
+                torch.distributed.all_reduce(t)
+                batch_loss = float(t)
+            losses.append(batch_loss)
+            n_seen += n_images
+            emit(ProgressEvent("step", epoch=epoch, loss=batch_loss))
+        train_seconds = time.perf_counter() - t0
+        mine = [i for i in range(len(val_set)) if i % dist.world == dist.rank]
+        preds_local = predict_examples(
+            model, [val_set[i] for i in mine], device=dist.device, dtype=dtype
+        )
+        gathered = _gather(dist, list(zip(mine, preds_local, strict=True)))
+        by_index = {i: p for part in gathered for i, p in part}
+        val_metrics = _val_metrics(val_set, [by_index[i] for i in range(len(val_set))])
+        row = {
+            "epoch": float(epoch),
+            "train_loss": float(np.mean(losses)) if losses else math.nan,
+            **val_metrics,
+            "lr": float(scheduler.get_last_lr()[0]),
+            "seconds": time.perf_counter() - t0,
+            "images_per_s": n_seen / train_seconds if train_seconds > 0 else math.nan,
+        }
+        score = val_metrics.get("val_loss", row["train_loss"])
+        improved = score < best_loss
+        if improved:
+            best_loss, best_epoch, best_metrics = score, epoch, dict(row)
+        if dist.main:
+            _write_metrics_row(metrics_csv, row)
+            if improved:
+                save_checkpoint(best_ckpt, model, cfg, epoch=epoch, metrics=row)
+            save_checkpoint(
+                last_ckpt,
+                model,
+                cfg,
+                epoch=epoch,
+                metrics=row,
+                state={
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "best_loss": best_loss,
+                    "best_epoch": best_epoch,
+                    "best_metrics": best_metrics,
+                },
+            )
+        logger.info(
+            "epoch %d: train loss %.4f, val loss %.4f, val exam AUC %.4f (%.0f s, %.0f img/s)",
+            epoch,
+            row["train_loss"],
+            row.get("val_loss", math.nan),
+            row.get("val_exam_auc_mean", math.nan),
+            row["seconds"],
+            row["images_per_s"],
+        )
+        emit(ProgressEvent("epoch_end", epoch=epoch, row=row))
+    _barrier(dist)
+    onnx_path = None
+    if dist.main and cfg.export_onnx and best_ckpt.exists():
+        from ichkit.model._onnx import export_onnx
+
+        emit(ProgressEvent("stage", text="exporting ONNX"))
+        onnx_path = export_onnx(best_ckpt, out / "model.onnx")
+    emit(ProgressEvent("done"))
+    return TrainResult(
+        out=out,
+        best_checkpoint=best_ckpt,
+        last_checkpoint=last_ckpt,
+        metrics_csv=metrics_csv,
+        onnx=onnx_path,
+        best_epoch=best_epoch,
+        best_metrics=best_metrics,
+    )

@@ -1,0 +1,395 @@
+"""Networks: the slice-encoder registry and the series model (2.5D CNN + bidirectional GRU).
+
+The series model takes Hounsfield units of a series already cropped to the head
+and resized (:func:`ichkit.model.preprocess_volume`), shape (batch, slices, H, W),
+and does the rest itself, so that an ONNX export is self-contained:
+
+1. each slice is windowed through every window of the configuration (values in
+   [0, 1]) and stacked with its ``context`` neighbours on each side (edge
+   slices repeat), giving ``(2 * context + 1) * len(windows)`` channels;
+2. a 2D MONAI encoder turns each slice into an embedding;
+3. a bidirectional GRU runs over the series' embeddings;
+4. an image head gives six logits per slice (slice embedding + GRU state); the
+   exam logits are the highest image logit plus a learned correction from the
+   masked max and mean of the GRU states (zero at initialisation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+from ichkit.errors import ConfigError
+from ichkit.labels import LABELS
+
+if TYPE_CHECKING:
+    from ichkit.model.config import TrainConfig
+
+__all__ = [
+    "ENCODERS",
+    "DistBatchNorm2d",
+    "EncoderSpec",
+    "SeriesModel",
+    "SliceEncoder",
+    "build_encoder",
+    "build_model",
+]
+
+
+class SliceEncoder(nn.Module):
+    """A 2D CNN split into a feature-map body and global average pooling.
+
+    Parameters
+    ----------
+    body
+        Maps (N, C, H, W) to a feature map (N, D, h, w); Grad-CAM hooks its output.
+    features
+        D, the embedding size.
+    """
+
+    def __init__(self, body: nn.Module, features: int) -> None:
+        super().__init__()
+        self.body = body
+        self.features = features
+        self.pool = nn.AdaptiveAvgPool2d(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Embed slices: (N, C, H, W) → (N, D)."""
+        return torch.flatten(self.pool(self.body(x)), 1)
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    """A registered encoder: how to build it and what it is for."""
+
+    name: str
+    description: str
+    build: Callable[[int, str], SliceEncoder]
+
+
+class DistBatchNorm2d(nn.BatchNorm2d):
+    """BatchNorm2d whose training statistics span every DDP process (CPU and GPU alike).
+
+    In a single process, or in eval mode, it is a plain ``BatchNorm2d`` (same
+    weights, same state-dict keys, exports to ONNX as such). In training under
+    an initialised process group it all-reduces the per-channel sums (through
+    ``torch.distributed.nn``, so gradients flow), so the statistics are those
+    of the whole global batch: DDP then computes what one process would.
+    ``torch.nn.SyncBatchNorm`` does the same but only on GPUs.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalise (N, C, H, W)."""
+        dist = torch.distributed
+        if not (
+            self.training
+            and dist.is_available()
+            and dist.is_initialized()
+            and dist.get_world_size() > 1
+        ):
+            return super().forward(x)
+        from torch.distributed.nn.functional import all_reduce
+
+        xf = x.float()
+        count = torch.tensor(
+            [float(x.shape[0] * x.shape[2] * x.shape[3])], device=x.device, dtype=torch.float32
+        )
+        stats = torch.cat([xf.sum(dim=(0, 2, 3)), (xf * xf).sum(dim=(0, 2, 3)), count])
+        stats = all_reduce(stats)  # type: ignore[no-untyped-call]
+        c = self.num_features
+        n = stats[-1]
+        mean = stats[:c] / n
+        var = (stats[c : 2 * c] / n - mean * mean).clamp(min=0.0)
+        if self.track_running_stats and self.running_mean is not None:
+            with torch.no_grad():
+                m = self.momentum if self.momentum is not None else 0.1
+                unbiased = var * n / (n - 1).clamp(min=1.0)
+                self.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
+                self.running_var.mul_(1 - m).add_(unbiased.detach(), alpha=m)  # type: ignore[union-attr]
+                if self.num_batches_tracked is not None:
+                    self.num_batches_tracked.add_(1)
+        y = (xf - mean.view(1, -1, 1, 1)) * torch.rsqrt(var.view(1, -1, 1, 1) + self.eps)
+        if self.affine:
+            y = y * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+        out: torch.Tensor = y.to(x.dtype)
+        return out
+
+
+def _convert_norm(module: nn.Module, norm: str, groups: int) -> nn.Module:
+    """Replace every BatchNorm2d by a :class:`DistBatchNorm2d` or a GroupNorm."""
+    for name, child in module.named_children():
+        if isinstance(child, nn.BatchNorm2d) and not isinstance(child, DistBatchNorm2d):
+            if norm == "group":
+                g = groups if child.num_features % groups == 0 else 1
+                new: nn.Module = nn.GroupNorm(g, child.num_features)
+            else:
+                new = DistBatchNorm2d(child.num_features, eps=child.eps, momentum=child.momentum)
+                new.load_state_dict(child.state_dict())
+            setattr(module, name, new)
+        else:
+            _convert_norm(child, norm, groups)
+    return module
+
+
+def _monai_resnet(
+    in_channels: int, *, layers: list[int], widths: list[int], groups: int, norm: str
+) -> SliceEncoder:
+    from monai.networks.nets import ResNet  # type: ignore[attr-defined]
+
+    net = ResNet(
+        "basic",
+        layers,
+        widths,
+        spatial_dims=2,
+        n_input_channels=in_channels,
+        conv1_t_size=3,
+        conv1_t_stride=2,
+        feed_forward=False,
+        bias_downsample=False,  # a bias before a norm layer only adds Adam noise
+    )
+    body = nn.Sequential(
+        net.conv1, net.bn1, net.act, net.maxpool, net.layer1, net.layer2, net.layer3, net.layer4
+    )
+    return SliceEncoder(_convert_norm(body, norm, groups), widths[-1])
+
+
+def _monai_senet(in_channels: int, norm: str, *, depth: int) -> SliceEncoder:
+    from monai.networks.nets import (  # type: ignore[attr-defined]
+        SEResNext50,
+        SEResNext101,
+    )
+
+    cls = SEResNext101 if depth == 101 else SEResNext50
+    net = cls(spatial_dims=2, in_channels=in_channels, num_classes=1, pretrained=False)
+    features: nn.Module = net.features  # type: ignore[assignment]
+    return SliceEncoder(_convert_norm(features, norm, 32), 2048)
+
+
+def _monai_densenet(in_channels: int, norm: str) -> SliceEncoder:
+    from monai.networks.nets import DenseNet121  # type: ignore[attr-defined]
+
+    net = DenseNet121(spatial_dims=2, in_channels=in_channels, out_channels=1, pretrained=False)
+    body = _convert_norm(nn.Sequential(net.features, nn.ReLU(inplace=False)), norm, 16)
+    return SliceEncoder(body, 1024)
+
+
+#: Registered slice encoders (MONAI networks, random initialisation: ichkit
+#: downloads no weights). Their BatchNorms become :class:`DistBatchNorm2d`
+#: (statistics over the global batch, so DDP equals one process) or GroupNorm.
+ENCODERS: Mapping[str, EncoderSpec] = MappingProxyType(
+    {
+        spec.name: spec
+        for spec in (
+            EncoderSpec(
+                "tiny",
+                "MONAI ResNet, 1 block per stage, widths 8-64 (tests)",
+                lambda c, n: _monai_resnet(
+                    c, layers=[1, 1, 1, 1], widths=[8, 16, 32, 64], groups=4, norm=n
+                ),
+            ),
+            EncoderSpec(
+                "small",
+                "MONAI ResNet, 1 block per stage, widths 16-128, ~0.3M weights (CPU)",
+                lambda c, n: _monai_resnet(
+                    c, layers=[1, 1, 1, 1], widths=[16, 32, 64, 128], groups=8, norm=n
+                ),
+            ),
+            EncoderSpec(
+                "medium",
+                "MONAI ResNet-18 layout, widths 32-256, ~2.8M weights (GPU or long CPU)",
+                lambda c, n: _monai_resnet(
+                    c, layers=[2, 2, 2, 2], widths=[32, 64, 128, 256], groups=8, norm=n
+                ),
+            ),
+            EncoderSpec(
+                "densenet121",
+                "MONAI DenseNet121, ~7M weights (GPU)",
+                _monai_densenet,
+            ),
+            EncoderSpec(
+                "seresnext50",
+                "MONAI SEResNext50 32x4d, ~26M weights (GPU)",
+                lambda c, n: _monai_senet(c, n, depth=50),
+            ),
+            EncoderSpec(
+                "seresnext101",
+                "MONAI SEResNext101 32x4d, ~47M weights (RSNA 2019 1st-place encoder; GPU)",
+                lambda c, n: _monai_senet(c, n, depth=101),
+            ),
+        )
+    }
+)
+
+
+def build_encoder(name: str, in_channels: int, *, norm: str = "batch") -> SliceEncoder:
+    """Build a registered slice encoder.
+
+    ``norm`` is ``batch`` (:class:`DistBatchNorm2d`: global-batch statistics
+    under DDP) or ``group`` (GroupNorm: batch-independent).
+
+    Raises
+    ------
+    ConfigError
+        ``name`` is not in :data:`ENCODERS` (the message lists them).
+    """
+    try:
+        spec = ENCODERS[name]
+    except KeyError as err:
+        raise ConfigError(
+            f"unknown encoder {name!r}; expected one of {', '.join(ENCODERS)}",
+            field="encoder",
+            value=name,
+        ) from err
+    if norm not in ("batch", "group"):
+        raise ConfigError(
+            f"unknown norm {norm!r}; expected batch or group", field="norm", value=norm
+        )
+    return spec.build(in_channels, norm)
+
+
+class SeriesModel(nn.Module):
+    """The series model: windows + neighbouring slices → encoder → BiGRU → two heads.
+
+    Parameters
+    ----------
+    encoder
+        Name in :data:`ENCODERS`.
+    windows
+        (center, width) pairs in HU, one channel group each.
+    context
+        Neighbouring slices on each side.
+    hidden
+        GRU hidden size per direction.
+    n_labels
+        Outputs per image and per exam (six: :data:`ichkit.labels.LABELS`).
+    """
+
+    window_low: torch.Tensor
+    window_width: torch.Tensor
+    offsets: torch.Tensor
+
+    def __init__(
+        self,
+        *,
+        encoder: str,
+        windows: tuple[tuple[float, float], ...],
+        context: int,
+        hidden: int,
+        norm: str = "batch",
+        n_labels: int = len(LABELS),
+    ) -> None:
+        super().__init__()
+        centers = torch.tensor([c for c, _ in windows], dtype=torch.float32)
+        widths = torch.tensor([w for _, w in windows], dtype=torch.float32)
+        self.register_buffer("window_low", (centers - widths / 2).view(1, 1, -1, 1, 1))
+        self.register_buffer("window_width", widths.view(1, 1, -1, 1, 1))
+        self.register_buffer("offsets", torch.arange(-context, context + 1, dtype=torch.long))
+        self.context = context
+        in_channels = (2 * context + 1) * len(windows)
+        self.encoder = build_encoder(encoder, in_channels, norm=norm)
+        feat = self.encoder.features
+        self.gru = nn.GRU(feat, hidden, batch_first=True, bidirectional=True)
+        self.image_head = nn.Linear(2 * hidden + feat, n_labels)
+        self.exam_head = nn.Linear(4 * hidden, n_labels)
+        nn.init.zeros_(self.exam_head.weight)
+        nn.init.zeros_(self.exam_head.bias)
+        self.channels_last = False
+
+    def slice_inputs(self, hu: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Windowed, context-stacked encoder input: (B, S, H, W) → (B, S, C, H, W)."""
+        b, s = hu.shape[0], hu.shape[1]
+        x = ((hu.unsqueeze(2) - self.window_low) / self.window_width).clamp(0.0, 1.0)
+        if self.context == 0:
+            return x
+        pos = torch.arange(s, device=hu.device).unsqueeze(1) + self.offsets.unsqueeze(0)  # (S, K)
+        k = self.offsets.shape[0]
+        if lengths is None:
+            idx = pos.clamp(min=0, max=s - 1).reshape(-1)
+            stacked = x.index_select(1, idx)  # (B, S*K, W, H, W): a Gather in ONNX
+            return stacked.reshape(b, s, k * x.shape[2], x.shape[3], x.shape[4])
+        upper = (lengths.to(hu.device) - 1).view(b, 1, 1)
+        per_series = torch.minimum(pos.clamp(min=0).unsqueeze(0), upper)  # (B, S, K)
+        batch = torch.arange(b, device=hu.device).view(b, 1, 1)
+        return x[batch, per_series].flatten(2, 3)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Encoder embeddings of (N, C, H, W) slices → (N, D)."""
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        out: torch.Tensor = self.encoder(x)
+        return out
+
+    def forward(
+        self, hu: torch.Tensor, lengths: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Image and exam logits of a batch of series.
+
+        Parameters
+        ----------
+        hu
+            float32 HU, shape (B, S, H, W); series shorter than S are padded at
+            the end (any value) and their ``lengths`` given.
+        lengths
+            int64 (B,) number of real slices of each series; None = all S.
+
+        Returns
+        -------
+        (torch.Tensor, torch.Tensor)
+            Image logits (B, S, 6) (padding rows are meaningless) and exam
+            logits (B, 6).
+        """
+        b, s = hu.shape[0], hu.shape[1]
+        x = self.slice_inputs(hu, lengths)
+        if lengths is None:
+            feats = self.encode(x.flatten(0, 1)).view(b, s, -1)
+            seq, _ = self.gru(feats)
+            pooled = torch.cat([seq.amax(dim=1), seq.mean(dim=1)], dim=1)
+        else:
+            lengths = lengths.to(hu.device)
+            mask = torch.arange(s, device=hu.device).unsqueeze(0) < lengths.unsqueeze(1)
+            flat = self.encode(x[mask])
+            feats = flat.new_zeros((b, s, flat.shape[1]))
+            feats[mask] = flat
+            packed = nn.utils.rnn.pack_padded_sequence(
+                feats, lengths.cpu(), batch_first=True, enforce_sorted=False
+            )
+            out, _ = self.gru(packed)
+            seq, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=s)
+            m = mask.unsqueeze(2).to(seq.dtype)
+            neg = torch.finfo(seq.dtype).min
+            seq_max = seq.masked_fill(~mask.unsqueeze(2), neg).amax(dim=1)
+            seq_mean = (seq * m).sum(dim=1) / lengths.to(seq.dtype).unsqueeze(1)
+            pooled = torch.cat([seq_max, seq_mean], dim=1)
+        image_logits = self.image_head(torch.cat([seq, feats], dim=2))
+        # An exam is positive when any image is (RSNA exam labels are the image
+        # maximum): start from the highest image logit and learn a correction.
+        if lengths is None:
+            top = image_logits.amax(dim=1)
+        else:
+            neg = torch.finfo(image_logits.dtype).min
+            top = image_logits.masked_fill(~mask.unsqueeze(2), neg).amax(dim=1)
+        exam_logits = top + self.exam_head(pooled)
+        return image_logits, exam_logits
+
+
+def build_model(cfg: TrainConfig) -> SeriesModel:
+    """Build the (randomly initialised) series model a configuration describes."""
+    from ichkit.model.config import resolve_windows
+
+    windows = tuple((c, w) for _, c, w in resolve_windows(cfg.windows))
+    model = SeriesModel(
+        encoder=cfg.encoder,
+        windows=windows,
+        context=cfg.context,
+        hidden=cfg.hidden,
+        norm=cfg.norm,
+    )
+    if cfg.channels_last:
+        model.channels_last = True
+        model.encoder.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    return model

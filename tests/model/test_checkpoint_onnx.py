@@ -1,0 +1,80 @@
+"""Checkpoints, ONNX export, and the mismatch errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ichkit.model import (
+    CheckpointMismatchError,
+    ModelError,
+    OnnxPredictor,
+    TorchPredictor,
+    export_onnx,
+    load_checkpoint,
+    load_predictor,
+    read_onnx_meta,
+)
+
+
+def test_onnx_equals_pytorch(tiny_run: Path, tmp_path: Path) -> None:
+    onnx_path = export_onnx(tiny_run / "best.ckpt", tmp_path / "m.onnx")
+    meta = read_onnx_meta(onnx_path)
+    assert meta["labels"][-1] == "any" and meta["input_size"] == 32
+    assert [w[0] for w in meta["windows"]] == ["brain", "subdural", "bone"]
+    torch_p = load_predictor(tiny_run / "best.ckpt")
+    onnx_p = load_predictor(onnx_path, threads=1)
+    assert isinstance(torch_p, TorchPredictor) and isinstance(onnx_p, OnnxPredictor)
+    rng = np.random.default_rng(1)
+    for slices in (1, 9, 40):
+        hu = rng.normal(30, 200, size=(slices, 32, 32)).astype(np.float32)
+        ti, te = torch_p(hu)
+        oi, oe = onnx_p(hu)
+        assert ti.shape == (slices, 6)
+        assert np.abs(ti - oi).max() < 1e-4 and np.abs(te - oe).max() < 1e-4
+
+
+def test_checkpoint_records_what_it_needs(tiny_run: Path) -> None:
+    ckpt = load_checkpoint(tiny_run)
+    for key in ("config", "labels", "windows", "input_size", "ichkit_version", "state_dict"):
+        assert key in ckpt
+    assert "train_state" in load_checkpoint(tiny_run / "last.ckpt")
+
+
+def test_window_and_size_mismatch(tiny_run: Path) -> None:
+    with pytest.raises(
+        CheckpointMismatchError,
+        match=r"window set differs: the model has "
+        r"\(brain 40/80, subdural 80/200, bone 600/2800\); expected "
+        r"\(brain 40/80\)",
+    ):
+        load_predictor(tiny_run / "best.ckpt", windows=[("brain", 40, 80)])
+    with pytest.raises(
+        CheckpointMismatchError, match="input size differs: the model has 32 px; expected 96 px"
+    ):
+        load_predictor(tiny_run / "model.onnx", input_size=96)
+
+
+def test_label_order_mismatch(tiny_run: Path, tmp_path: Path) -> None:
+    payload = torch.load(tiny_run / "best.ckpt", weights_only=True)
+    payload["labels"] = ["any", *payload["labels"][:-1]]
+    bad = tmp_path / "other-order.ckpt"
+    torch.save(payload, bad)
+    with pytest.raises(
+        CheckpointMismatchError,
+        match=r"other-order.ckpt: labels: label order "
+        r"differs: the model has \(any, epidural",
+    ):
+        load_predictor(bad)
+
+
+def test_not_a_checkpoint(tmp_path: Path) -> None:
+    bad = tmp_path / "x.ckpt"
+    torch.save({"weights": 1}, bad)
+    with pytest.raises(ModelError, match="not an ichkit series-model checkpoint"):
+        load_checkpoint(bad)
+    with pytest.raises(ModelError, match="model file not found"):
+        load_predictor(tmp_path / "none.onnx")

@@ -1,0 +1,59 @@
+"""Encoder registry, the series model's shapes, padding and preprocessing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from ichkit.errors import ConfigError
+from ichkit.model import ENCODERS, build_model, head_box, load_config, preprocess_volume
+from ichkit.model.networks import build_encoder
+
+
+def test_registry_lists_choices_in_error() -> None:
+    assert {"tiny", "small", "medium", "seresnext101"} <= set(ENCODERS)
+    with pytest.raises(ConfigError, match="unknown encoder 'resnet999'; expected one of tiny"):
+        build_encoder("resnet999", 3)
+
+
+def test_shapes_and_padding_invariance() -> None:
+    torch.manual_seed(0)
+    cfg = load_config(preset="tiny", overrides=["context=2"])
+    model = build_model(cfg).eval()
+    a = torch.randn(1, 7, 32, 32) * 100
+    b = torch.randn(1, 4, 32, 32) * 100
+    with torch.no_grad():
+        ia, ea = model(a)
+        ib, eb = model(b)
+        padded = torch.cat([a, torch.cat([b, torch.full((1, 3, 32, 32), -1024.0)], 1)])
+        ip, ep = model(padded, torch.tensor([7, 4]))
+    assert ia.shape == (1, 7, 6) and ea.shape == (1, 6)
+    assert torch.allclose(ip[0], ia[0], atol=1e-5)
+    assert torch.allclose(ip[1, :4], ib[0], atol=1e-5)
+    assert torch.allclose(ep, torch.cat([ea, eb]), atol=1e-5)
+
+
+def test_slice_inputs_window_and_context() -> None:
+    cfg = load_config(preset="tiny", overrides=["windows=brain,bone", "context=1"])
+    model = build_model(cfg)
+    hu = torch.stack([torch.full((4, 4), v) for v in (0.0, 40.0, 80.0)]).unsqueeze(0)
+    x = model.slice_inputs(hu)
+    assert x.shape == (1, 3, 6, 4, 4)  # 3 neighbours x 2 windows
+    # slice 0: neighbours (0, 0, 1) clamped at the edge; brain window 40/80 maps 0->0, 40->0.5
+    brain = x[0, 0, 0::2, 0, 0].tolist()
+    assert brain == pytest.approx([0.0, 0.0, 0.5])
+
+
+def test_head_box_and_preprocess() -> None:
+    hu = np.full((3, 100, 120), -1000, dtype=np.int16)
+    hu[:, 20:60, 30:90] = 40  # head: rows 20-59, cols 30-89
+    hu[:, 95:97, 0:120] = 200  # a thin table line, not head
+    box = head_box(hu)
+    assert box.side >= 60 and box.row0 <= 20 and box.col0 <= 30
+    assert box.row0 + box.side >= 60 and box.col0 + box.side >= 90
+    assert box.row0 + box.side < 95  # the table is left out
+    out, box2 = preprocess_volume(hu, size=32)
+    assert out.shape == (3, 32, 32) and out.dtype == np.int16 and box2 == box
+    assert out[:, 16, 16].tolist() == [40, 40, 40]
+    assert out.min() == -1000

@@ -1,0 +1,166 @@
+"""``ichkit predict`` (CSV valid for ``ichkit score``, exams.json, heatmaps) and ``evaluate``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ichkit.cli import main
+from ichkit.labels import LABELS, read_labels
+
+
+def test_predict_writes_a_valid_submission(
+    tiny_run: Path, tiny_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    studies = sorted((tiny_dataset / "dicom" / "site0").glob("P000[0-2]/*"))
+    out = tmp_path / "preds.csv"
+    status = main(
+        ["predict", *map(str, studies), "--model", str(tiny_run / "model.onnx"), "--out", str(out)]
+    )
+    assert status == 0, capsys.readouterr().err
+    wide = read_labels(out)
+    assert len(wide) == 3 * 8 and list(wide.columns) == list(LABELS)
+    assert ((wide >= 0) & (wide <= 1)).all().all()
+    exams = json.loads((tmp_path / "exams.json").read_text())
+    assert len(exams["exams"]) == 3
+    series = exams["exams"][0]["series"][0]
+    assert series["n_slices"] == 8 and len(series["top_slices"]) == 5
+    assert set(exams["exams"][0]["probabilities"]) == set(LABELS)
+    # the submission is valid for `ichkit score` against the truth of those images
+    truth = read_labels(tiny_dataset / "truth.csv").loc[wide.index]
+    from ichkit.labels import write_labels
+
+    write_labels(tmp_path / "truth.csv", truth)
+    capsys.readouterr()
+    assert main(["score", str(out), str(tmp_path / "truth.csv"), "--json"]) == 0
+    assert "0." in capsys.readouterr().out
+
+
+def test_predict_checkpoint_equals_onnx_and_heatmaps(
+    tiny_run: Path, tiny_dataset: Path, tmp_path: Path
+) -> None:
+    from ichkit.model import predict_studies
+
+    study = tiny_dataset / "dicom" / "site0" / "P0000"
+    a = predict_studies(
+        [study],
+        tiny_run / "model.onnx",
+        out_csv=tmp_path / "a" / "p.csv",
+        heatmaps=tmp_path / "heat",
+        masks=tiny_dataset / "masks",
+        heatmap_threshold=0.0,
+    )
+    b = predict_studies([study], tiny_run, out_csv=tmp_path / "b" / "p.csv")
+    assert abs(a.series[0].image_probs - b.series[0].image_probs).max() < 1e-4
+    assert a.heatmaps is not None and a.heatmaps["written"] == 8
+    assert a.heatmaps["peak_in_lesion"]["slices_with_lesion"] == 3
+    assert len(list((tmp_path / "heat").rglob("*.png"))) == 8
+
+
+def test_predict_errors(tiny_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert (
+        main(
+            [
+                "predict",
+                str(tmp_path / "nowhere"),
+                "--model",
+                str(tiny_run / "model.onnx"),
+                "--out",
+                str(tmp_path / "p.csv"),
+            ]
+        )
+        == 2
+    )
+    assert "nowhere: STUDY_DIR: study folder not found" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert (
+        main(
+            [
+                "predict",
+                str(tmp_path / "empty"),
+                "--model",
+                str(tiny_run / "model.onnx"),
+                "--out",
+                str(tmp_path / "p.csv"),
+            ]
+        )
+        == 2
+    )
+    assert "no DICOM series found" in capsys.readouterr().err
+
+
+def test_evaluate_report(
+    tiny_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "report"
+    assert (
+        main(["evaluate", str(tiny_run), "--split", "test", "--out", str(out), "--bootstrap", "20"])
+        == 0
+    )
+    printed = capsys.readouterr().out
+    assert "challenge metric" in printed and "report:" in printed
+    for name in (
+        "index.html",
+        "metrics.json",
+        "roc_image.png",
+        "roc_exam.png",
+        "calibration.png",
+        "preds.csv",
+        "truth.csv",
+        "exams.csv",
+    ):
+        assert (out / name).is_file(), name
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["split"] == "test" and metrics["exams"] >= 1
+    assert set(metrics["labels"]) == set(LABELS)
+    # the report's preds/truth score the same with `ichkit score`
+    assert main(["score", str(out / "preds.csv"), str(out / "truth.csv"), "--json"]) == 0
+    scored = json.loads(capsys.readouterr().out)
+    value = scored.get("score", scored.get("weighted_log_loss"))
+    assert value == pytest.approx(metrics["image_log_loss"], abs=1e-5)
+    assert main(["evaluate", str(tiny_run), "--split", "holdout"]) == 2
+    assert "unknown split 'holdout'" in capsys.readouterr().err
+
+
+def test_predict_on_synth_studies_scores(
+    tiny_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """On real ``ichkit synth`` output (with scout and dose report), every truth image gets rows."""
+    synth = tmp_path / "synth"
+    assert (
+        main(
+            [
+                "synth",
+                str(synth),
+                "--exams",
+                "2",
+                "--seed",
+                "4",
+                "--size",
+                "64",
+                "--slices",
+                "6",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    studies = sorted({p.parent.parent for p in (synth / "dicom").rglob("*.dcm")})
+    out = tmp_path / "preds.csv"
+    assert (
+        main(
+            [
+                "predict",
+                *map(str, studies),
+                "--model",
+                str(tiny_run / "model.onnx"),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    assert main(["score", str(out), str(synth / "truth.csv")]) == 0, capsys.readouterr().err

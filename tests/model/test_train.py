@@ -1,0 +1,113 @@
+"""Training: overfitting a few exams, the run folder, resuming, the CLI."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from ichkit.cli import main
+from ichkit.model import CheckpointMismatchError, load_config, model_from_checkpoint, train_model
+from ichkit.model._metrics import auc
+from ichkit.model._train import load_split, predict_examples
+
+
+def test_overfits_a_few_exams(tmp_path: Path, dataset_factory: Any) -> None:
+    data = dataset_factory(tmp_path / "ds", exams=6, size=32, slices=8, seed=3)
+    split = tmp_path / "split.csv"
+    # all six exams in train (no val): this measures fitting, not generalising
+    split.write_text("patient_id,split\n" + "".join(f"P{i:04d},train\n" for i in range(6)))
+    cfg = load_config(
+        preset="tiny",
+        overrides={
+            "data": str(data),
+            "split_file": str(split),
+            "epochs": 50,
+            "lr": 0.01,
+            "batch_exams": 6,
+        },
+    )
+    result = train_model(cfg, out=tmp_path / "run")
+    rows = list(csv.DictReader((tmp_path / "run" / "metrics.csv").read_text().splitlines()))
+    losses = [float(r["train_loss"]) for r in rows]
+    assert len(rows) == 50
+    assert losses[-1] < 0.5 * losses[0]
+    model, cfg2, _ = model_from_checkpoint(result.last_checkpoint)
+    examples = load_split(cfg2, cache_dir=tmp_path / "run" / "cache", splits=("train",))["train"]
+    preds = predict_examples(model, examples, device=model.window_low.device)
+    image_truth = np.concatenate([ex.labels[:, -1] for ex in examples])
+    image_any = np.concatenate([p[:, -1] for p, _ in preds])
+    exam_truth = [ex.labels[:, -1].max() for ex in examples]
+    exam_any = [e[-1] for _, e in preds]
+    assert auc(exam_truth, exam_any) == 1.0
+    assert auc(image_truth, image_any) == 1.0
+
+
+def test_run_folder_and_resume(tiny_dataset: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    cfg = load_config(preset="tiny", overrides={"data": str(tiny_dataset), "epochs": 1})
+    train_model(cfg, out=out)
+    assert {"config.toml", "metrics.csv", "best.ckpt", "last.ckpt"} <= {
+        p.name for p in out.iterdir()
+    }
+    assert load_config(out / "config.toml") == cfg
+    train_model(cfg.replace(epochs=2), out=out, resume=out)
+    rows = list(csv.DictReader((out / "metrics.csv").read_text().splitlines()))
+    assert [r["epoch"] for r in rows] == ["1.0", "2.0"]
+    with pytest.raises(
+        CheckpointMismatchError, match="input size differs: the model has 32 px; expected 48 px"
+    ):
+        train_model(cfg.replace(epochs=3, input_size=48), out=tmp_path / "run2", resume=out)
+    with pytest.raises(CheckpointMismatchError, match="window set differs"):
+        train_model(
+            cfg.replace(epochs=3, windows=("brain",)),
+            out=tmp_path / "run3",
+            resume=out / "last.ckpt",
+        )
+
+
+def test_cli_train_and_bad_setting(
+    tiny_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "cli-run"
+    status = main(
+        [
+            "train",
+            "--preset",
+            "tiny",
+            "--data",
+            str(tiny_dataset),
+            "--out",
+            str(out),
+            "--set",
+            "epochs=1",
+            "--no-progress",
+        ]
+    )
+    assert status == 0
+    assert "checkpoint:" in capsys.readouterr().out
+    assert (
+        main(
+            [
+                "train",
+                "--preset",
+                "tiny",
+                "--data",
+                str(tiny_dataset),
+                "--out",
+                str(out),
+                "--set",
+                "epochs=zero",
+            ]
+        )
+        == 2
+    )
+    assert "epochs = 'zero' is not an integer" in capsys.readouterr().err
+    assert (
+        main(["train", "--preset", "tiny", "--data", str(tmp_path / "none"), "--out", str(out)])
+        == 2
+    )
+    assert "dataset folder not found" in capsys.readouterr().err
