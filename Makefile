@@ -36,9 +36,15 @@ lint: setup
 demo: setup
 	ICHKIT_DEMO_DIR="$(ICHKIT_DEMO_DIR)" bash scripts/demo.sh
 
+# Each script prints its figures and the ratio to its baseline; see benchmarks/RESULTS.md.
 bench: setup
 	$(PY) benchmarks/bench_score.py
-	$(PY) benchmarks/bench_header_scan.py
+	$(PY) benchmarks/bench_header_scan.py --files 3000
+	$(PY) benchmarks/bench_synth.py
+	$(PY) benchmarks/bench_deid.py --files 720 --repeat 3
+	$(PY) benchmarks/bench_dataset.py --files 4000 --exams 25000
+	$(PY) benchmarks/bench_cache.py
+	$(PY) benchmarks/bench_model.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(ICHKIT_DEMO_DIR)

@@ -55,6 +55,25 @@ step "5. Balanced, patient-disjoint split and label figures"
 step "6. Export in the RSNA layout"
 "$ichkit" export --db "$db" --split default --out "$out/rsna"
 
+step "7. Train the series model (2.5D CNN + BiGRU) on the exported training set"
+"$ichkit" train --preset demo --data "$out/rsna" --out "$out/model" --no-progress
+
+step "8. Evaluate on the model's held-out split (exams never seen in training)"
+"$ichkit" evaluate "$out/model" --split test | tee "$out/evaluation.txt"
+
+step "9. The challenge: predict the exported test set and score it"
+"$ichkit" predict "$out/rsna/stage_2_test" --model "$out/model/model.onnx" \
+  --out "$out/challenge/submission.csv"
+"$ichkit" score "$out/challenge/submission.csv" "$out/rsna/stage_2_test_truth.csv" \
+  | tee "$out/challenge/score.txt"
+
+step "10. Read a fresh study (never catalogued) with the ONNX model, then score it"
+"$ichkit" synth "$out/fresh" --exams 2 --seed $((seed + 1)) --size "$size" --prevalence 1.0 \
+  --no-progress
+"$ichkit" predict "$out"/fresh/dicom/*/*/* --model "$out/model/model.onnx" \
+  --out "$out/fresh/preds.csv"
+"$ichkit" score "$out/fresh/preds.csv" "$out/fresh/truth.csv"
+
 elapsed=$(( $(date +%s) - start ))
 step "Done in ${elapsed}s"
 cat >&2 <<EOF
@@ -64,4 +83,8 @@ Catalog:           $out/catalog.db (QC: $out/qc.csv)
 Split:             $out/split
 Figures:           $out/figures
 RSNA layout:       $out/rsna
+Model:             $out/model (best.ckpt, model.onnx, metrics.csv)
+Evaluation:        $(grep -Eo '[^ ]*index\.html' "$out/evaluation.txt" | tail -1)
+Challenge score:   $out/challenge/score.txt
+Not for clinical use: the model was trained on synthetic data only.
 EOF
