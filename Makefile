@@ -38,6 +38,7 @@ demo: setup
 
 # Each script prints its figures and the ratio to its baseline; see benchmarks/RESULTS.md.
 bench: setup
+	$(PIP) install -q -e ".[bench]"
 	$(PY) benchmarks/bench_score.py
 	$(PY) benchmarks/bench_header_scan.py --files 3000
 	$(PY) benchmarks/bench_synth.py
