@@ -15,11 +15,15 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import typer
 from typer.exceptions import TyperException
 
 from ichkit.errors import IchkitError
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 __all__ = ["app", "main", "run"]
 
@@ -62,7 +66,7 @@ def _configure_logging(verbose: bool) -> None:
     root.setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
-def _stderr_console():  # type: ignore[no-untyped-def]
+def _stderr_console() -> Console:
     from rich.console import Console
 
     return Console(stderr=True)

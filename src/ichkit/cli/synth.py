@@ -50,7 +50,6 @@ def synth(
     Layout: OUT/dicom/<site>/<patient>/<study>/<series>/*.dcm, OUT/truth.csv
     (RSNA format), OUT/exams.csv, OUT/synth-config.json.
     """
-    import logging
 
     from ichkit.synth import SynthConfig, write_dataset
 
