@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from ichkit.cli import app
+from ichkit.cli._progress import progress_bar
 
-__all__ = ["DB_HELP", "DEFAULT_DB", "labels_app", "progress_bar"]
+__all__ = ["DB_HELP", "DEFAULT_DB", "labels_app"]
 
 #: Same as :data:`ichkit.catalog.DEFAULT_URL` (not imported: it would load SQLAlchemy).
 DEFAULT_DB = "sqlite:///ichkit.db"
@@ -24,41 +23,6 @@ labels_app = typer.Typer(
     help="Labels in the catalog: import a labels CSV as a label source.", no_args_is_help=True
 )
 app.add_typer(labels_app, name="labels")
-
-
-@contextlib.contextmanager
-def progress_bar(
-    description: str, *, enabled: bool, total: int | None = None
-) -> Iterator[Callable[[int], None]]:
-    """A rich progress bar on stderr (if a terminal); yields a callback advancing it by n."""
-    if not enabled:
-        yield lambda n: None
-        return
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        SpinnerColumn,
-        TextColumn,
-        TimeElapsedColumn,
-    )
-
-    console = Console(stderr=True)
-    if not console.is_terminal:
-        # No bar when stderr is a file or pipe (CI logs, tests).
-        yield lambda n: None
-        return
-    columns = [
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    ]
-    with Progress(*columns, console=console, transient=True) as bar:
-        task = bar.add_task(description, total=total)
-        yield lambda n: bar.advance(task, n)
 
 
 def _write_ingest_report(path: Path, report: object) -> None:

@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 
 from ichkit.cli import app
-from ichkit.cli.catalog import DB_HELP, DEFAULT_DB, progress_bar
+from ichkit.cli._progress import progress_bar
+from ichkit.cli.catalog import DB_HELP, DEFAULT_DB
 
 __all__: list[str] = []
 

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from ichkit.cli import app
+from ichkit.cli._progress import progress_bar
 
 dicom_app = typer.Typer(help="Inspect DICOM files and series.", no_args_is_help=True)
 app.add_typer(dicom_app, name="dicom")
@@ -44,7 +45,6 @@ def ls(
     import sys
 
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from ichkit.dicom import group_series, iter_files, iter_headers
     from ichkit.errors import SeriesError
@@ -54,20 +54,11 @@ def ls(
     if not directory.is_dir():
         raise SeriesError("not a folder", path=directory, field="DIR", value=str(directory))
 
-    err_console = Console(stderr=True)
     files = list(iter_files(directory))
-    with Progress(
-        TextColumn("reading headers"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        console=err_console,
-        transient=True,
-        disable=no_progress,
-    ) as progress:
-        task = progress.add_task("scan", total=len(files))
+    with progress_bar("reading headers", enabled=not no_progress, total=len(files)) as advance:
         result = group_series(
             iter_headers(files, workers=workers),
-            on_item=lambda _item: progress.advance(task),
+            on_item=lambda _item: advance(1),
         )
 
     if as_json:

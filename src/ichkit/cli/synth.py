@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from ichkit.cli import app
+from ichkit.cli._progress import progress_bar
 
 
 @app.command("synth")
@@ -63,28 +64,15 @@ def synth(
         prevalence=prevalence,
         masks=masks,
     )
-    if no_progress:
-        summary = write_dataset(config, out, workers=workers, preview=preview)
-    else:
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+    with progress_bar("synthesising exams", enabled=not no_progress, total=exams) as advance:
+        reported = 0
 
-        with Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=Console(stderr=True),
-            transient=True,
-        ) as bar:
-            task = bar.add_task("synthesising exams", total=exams)
+        def _advance(done: int, total: int) -> None:
+            nonlocal reported
+            advance(done - reported)
+            reported = done
 
-            def _advance(done: int, total: int) -> None:
-                bar.update(task, completed=done, total=total)
-
-            summary = write_dataset(
-                config, out, workers=workers, preview=preview, progress=_advance
-            )
+        summary = write_dataset(config, out, workers=workers, preview=preview, progress=_advance)
     typer.echo(
         f"{len(summary.exams)} exams, {summary.images} images, "
         f"{summary.positive_exams} with hemorrhage -> {summary.out}",
