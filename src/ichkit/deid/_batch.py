@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import itertools
 import json
 import logging
 import multiprocessing
 import os
 import shutil
-import tempfile
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -55,7 +55,9 @@ SITE_REPORT_NAME = "deid-site-report.csv"
 CONFIG_NAME = "deid-config.json"
 REPORT_COLUMNS = ("input_path", "output_path", "status", "reason")
 SITE_REPORT_COLUMNS = ("input_path", "input_token", "output_path", "status", "reason", "copy")
-_FLUSH_EVERY = 256
+# Outcomes per mapping-store transaction (one commit, so one round of fsyncs,
+# per batch). After a crash at most this many files are done again on resume.
+_FLUSH_EVERY = 1024
 # Values larger than this (Pixel Data of a CT slice) are not read into memory:
 # the writer copies them from the source file (bit for bit, in the kernel).
 _DEFER_SIZE = 64 * 1024
@@ -322,8 +324,7 @@ def _process_one(job: _Job, pseudo: Pseudonymizer, path: str, rel: str) -> FileO
 
 def _deferred_beyond_end(ds: Any, size: int) -> str:
     """Say which deferred (not yet read) value would run past the end of the file."""
-    for tag in ds.keys():  # noqa: SIM118 - iterating a Dataset yields elements
-        elem = ds.get_item(tag, keep_deferred=True)
+    for tag, elem in ds.items():
         deferred = isinstance(elem, RawDataElement) and elem.value is None
         if deferred and elem.length not in (0, 0xFFFFFFFF) and elem.value_tell + elem.length > size:
             return (
@@ -333,10 +334,17 @@ def _deferred_beyond_end(ds: Any, size: int) -> str:
     return ""
 
 
+_MADE_DIRS: set[str] = set()
+
+
 def _write_temp(job: _Job, ds: Any, output: str, source: str) -> str:
-    target = Path(job.dst, output)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    folder, _, name = os.path.join(job.dst, output).rpartition(os.sep)
+    if folder not in _MADE_DIRS:
+        os.makedirs(folder, exist_ok=True)
+        if len(_MADE_DIRS) > 4096:
+            _MADE_DIRS.clear()
+        _MADE_DIRS.add(folder)
+    fd, temp = _create_temp(folder, name)
     try:
         with os.fdopen(fd, "wb") as handle:
             write_deidentified(handle, ds, source=source)
@@ -348,6 +356,24 @@ def _write_temp(job: _Job, ds: Any, output: str, source: str) -> str:
             os.unlink(temp)
         raise
     return temp
+
+
+_TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+_temp_counter = itertools.count()
+
+
+def _create_temp(folder: str, name: str) -> tuple[int, str]:
+    """Create ``folder/.<name>.<pid>-<n>.tmp`` (mode 0600, as :func:`tempfile.mkstemp`);
+    return (fd, path). One open per file: no stat of the folder, no retry unless taken."""
+    for _ in range(100):
+        temp = f"{folder}{os.sep}.{name}.{os.getpid():x}-{next(_temp_counter):x}.tmp"
+        try:
+            return os.open(temp, _TEMP_FLAGS, 0o600), temp
+        except FileExistsError:
+            continue
+        except FileNotFoundError:  # the folder went away since it was made
+            os.makedirs(folder, exist_ok=True)
+    raise FileExistsError(f"no free temporary name for {name} in {folder}")
 
 
 def _copy_to_quarantine(job: _Job, path: str, rel: str) -> str:
@@ -574,11 +600,14 @@ def deidentify_tree(
 
     store = None if config.dry_run else MappingStore(store_path)
     try:
+        # Nothing to resume from when no file was ever recorded for this DST:
+        # then no per-file lookups at all.
+        earlier = store if store is not None and store.has_files(dst_key) else None
 
         def items() -> Iterator[FileOutcome | _Task]:
             for file in _walk(src_path):
                 rel = file.relative_to(src_path).as_posix() if file != src_path else file.name
-                done = _resumed(store, dst_key, dst_path, quarantine, profile, pseudo, file, rel)
+                done = _resumed(earlier, dst_key, dst_path, quarantine, profile, pseudo, file, rel)
                 yield done if done is not None else (str(file), rel)
 
         if config.dry_run:
@@ -780,8 +809,7 @@ def _flush(
                 ),
             )
         )
-    store.add_mappings(rows)
-    store.record_files(dst_key, records)
+    store.add_batch(rows, dst_key, records)
 
 
 def deidentify_file(

@@ -322,6 +322,7 @@ def deidentify_dataset(
     DeidResult
         New patient pseudonym and UIDs, and the mapping rows.
     """
+    plan = _plan_of(profile)
     original_patient = _peek(ds, _TAG_PATIENT_ID)
     study_uid = _peek(ds, 0x0020000D)
     patient_key = patient_key_of(original_patient, study_uid)
@@ -331,56 +332,158 @@ def deidentify_dataset(
     sop_class = _peek(ds, 0x00080016) or _text(
         meta.get("MediaStorageSOPClassUID") if meta is not None else None
     )
-    transfer_syntax = _text(meta.get("TransferSyntaxUID")) if meta is not None else ""
+    transfer_syntax = _peek(meta, 0x00020010) if meta is not None else ""
     if not transfer_syntax:
         implicit = bool(getattr(ds, "original_encoding", (True, True))[0])
         transfer_syntax = ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian
 
-    implicit = bool(UID(str(transfer_syntax)).is_implicit_VR)
+    implicit = _is_implicit(str(transfer_syntax))
     ctx = _Context(
         profile=profile,
         pseudo=pseudonymizer,
         offset_days=offset,
         patient=patient,
-        safe_words=profile.safe_words,
-        number_re=_compiled(profile.number_pattern),
+        safe_words=plan.safe_words,
+        number_re=plan.number_re,
         implicit=implicit,
-        effective=profile.effective_tags,
+        effective=plan.effective,
     )
     ctx.rows[("patient", patient_key)] = MappingRow(
         "patient", patient_key, patient, f"date_offset_days={offset}"
     )
-    _clean(ds, ctx)
+    _clean(ds, ctx, plan)
 
     if sop_class and 0x00080016 not in ds:
         _put(ds, 0x00080016, "UI", sop_class, ctx)  # type 1 in SOP Common (PS3.3 C.12.1)
-    _put(ds, 0x00120062, "CS", "YES", ctx)  # PatientIdentityRemoved
-    _put(ds, 0x00120063, "LO", f"ichkit {_VERSION} {profile.name}"[:64], ctx)
-    codes = [("113100", "Basic Application Confidentiality Profile")]
-    codes += [(profile.options[n].code, profile.options[n].meaning) for n in profile.apply_options]
-    if not profile.keeps_safe_private:
-        codes = [c for c in codes if c[0] != "113111"]
-    ds[_TAG_METHOD_CODES] = _method_codes(tuple(codes), implicit)
-    if profile.shifts_dates:
-        _put(ds, 0x00280303, "CS", "MODIFIED", ctx)  # LongitudinalTemporalInformationModified
+    _put_fixed(ds, 0x00120062, "CS", "YES", ctx)  # PatientIdentityRemoved
+    _put_fixed(ds, 0x00120063, "LO", plan.method, ctx)
+    ds[_TAG_METHOD_CODES] = _method_codes(plan.codes, implicit)
+    if plan.shifts_dates:
+        _put_fixed(ds, 0x00280303, "CS", "MODIFIED", ctx)  # LongitudinalTemporalInformationModified
     elif 0x00280303 in ds:
         del ds[0x00280303]
 
+    sop_instance = _peek(ds, 0x00080018)
     new_meta = FileMetaDataset()
-    new_meta.MediaStorageSOPClassUID = UID(sop_class)
-    new_meta.MediaStorageSOPInstanceUID = UID(_peek(ds, 0x00080018))
-    new_meta.TransferSyntaxUID = UID(transfer_syntax)
-    new_meta.ImplementationClassUID = UID(IMPLEMENTATION_CLASS_UID)
-    new_meta.ImplementationVersionName = _IMPLEMENTATION_VERSION
+    new_meta[0x00020002] = _meta_element(0x00020002, "UI", _checked_uid(sop_class))
+    new_meta[0x00020003] = _meta_element(0x00020003, "UI", str(UID(sop_instance)))
+    new_meta[0x00020010] = _meta_element(0x00020010, "UI", _checked_uid(str(transfer_syntax)))
+    new_meta[0x00020012] = _meta_element(0x00020012, "UI", IMPLEMENTATION_CLASS_UID)
+    new_meta[0x00020013] = _meta_element(0x00020013, "SH", _IMPLEMENTATION_VERSION)
     ds.file_meta = new_meta
 
     return DeidResult(
         patient=patient,
         study_instance_uid=_peek(ds, 0x0020000D),
         series_instance_uid=_peek(ds, 0x0020000E),
-        sop_instance_uid=_peek(ds, 0x00080018),
+        sop_instance_uid=sop_instance,
         mappings=tuple(ctx.rows.values()),
     )
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What a profile asks, worked out once per profile (not once per file)."""
+
+    effective: Mapping[int, Action]
+    default: Action
+    shifts_dates: bool
+    keeps_safe_private: bool
+    safe_words: frozenset[str]
+    number_re: re.Pattern[str]
+    codes: tuple[tuple[str, str], ...]
+    method: str
+
+
+_PLANS: dict[int, tuple[Profile, _Plan]] = {}
+
+
+def _plan_of(profile: Profile) -> _Plan:
+    entry = _PLANS.get(id(profile))
+    if entry is not None and entry[0] is profile:
+        return entry[1]
+    codes = [("113100", "Basic Application Confidentiality Profile")]
+    codes += [(profile.options[n].code, profile.options[n].meaning) for n in profile.apply_options]
+    if not profile.keeps_safe_private:
+        codes = [c for c in codes if c[0] != "113111"]
+    plan = _Plan(
+        effective=dict(profile.effective_tags),
+        default=profile.default_action,
+        shifts_dates=profile.shifts_dates,
+        keeps_safe_private=profile.keeps_safe_private,
+        safe_words=profile.safe_words,
+        number_re=_compiled(profile.number_pattern),
+        codes=tuple(codes),
+        method=f"ichkit {_VERSION} {profile.name}"[:64],
+    )
+    if len(_PLANS) > 64:
+        _PLANS.clear()
+    _PLANS[id(profile)] = (profile, plan)  # the profile is held, so its id is not reused
+    return plan
+
+
+_CHECKED_UIDS: dict[str, str] = {}
+
+
+def _checked_uid(text: str) -> str:
+    """``str(UID(text))`` (validated as pydicom does), remembered for the few
+    SOP Class and Transfer Syntax UIDs a batch holds."""
+    checked = _CHECKED_UIDS.get(text)
+    if checked is None:
+        checked = str(UID(text))
+        if len(_CHECKED_UIDS) < 256:
+            _CHECKED_UIDS[text] = checked
+    return checked
+
+
+_IMPLICIT: dict[str, bool] = {}
+
+
+def _is_implicit(transfer_syntax: str) -> bool:
+    implicit = _IMPLICIT.get(transfer_syntax)
+    if implicit is None:
+        implicit = bool(UID(transfer_syntax).is_implicit_VR)
+        if len(_IMPLICIT) < 256:
+            _IMPLICIT[transfer_syntax] = implicit
+    return implicit
+
+
+def _encode_text(vr: str, text: str) -> bytes:
+    data = text.encode("ascii")
+    if len(data) % 2:
+        data += b"\x00" if vr == "UI" else b" "
+    return data
+
+
+def _meta_element(tag: int, vr: str, text: str) -> RawDataElement | DataElement:
+    """A File Meta Information element (explicit VR little endian, PS3.10 7.1), ready-encoded.
+
+    A value that is not ASCII (a bad UID) is left to pydicom, as any element.
+    """
+    try:
+        data = _encode_text(vr, text)
+    except UnicodeEncodeError:
+        return DataElement(tag, vr, UID(text) if vr == "UI" else text)
+    return RawDataElement(BaseTag(tag), vr, len(data), data, 0, False, True, True)
+
+
+_FIXED: dict[tuple[int, str, str, bool], RawDataElement] = {}
+
+
+def _put_fixed(ds: Dataset, tag: int, vr: str, text: str, ctx: _Context) -> None:
+    """:func:`_put` of a constant text: the raw element is encoded once and shared
+    (a RawDataElement is immutable)."""
+    key = (tag, vr, text, ctx.implicit)
+    elem = _FIXED.get(key)
+    if elem is None:
+        if not text or not text.isascii():
+            _put(ds, tag, vr, text, ctx)
+            return
+        data = _encode_text(vr, text)
+        elem = RawDataElement(BaseTag(tag), vr, len(data), data, 0, ctx.implicit, True, True)
+        if len(_FIXED) < 1024:
+            _FIXED[key] = elem
+    ds[tag] = elem
 
 
 _METHOD_CODES_CACHE: dict[tuple[tuple[tuple[str, str], ...], bool], RawDataElement] = {}
@@ -427,9 +530,8 @@ def _compiled(pattern: str) -> re.Pattern[str]:
     return compiled
 
 
-def _vr_of(ds: Dataset, tag: int) -> str:
-    raw = ds.get_item(tag, keep_deferred=True)
-    vr = getattr(raw, "VR", None)
+def _vr_of(elem: DataElement | RawDataElement | None, tag: int) -> str:
+    vr = getattr(elem, "VR", None)
     if vr and vr != "UN":
         return str(vr)
     try:
@@ -438,33 +540,34 @@ def _vr_of(ds: Dataset, tag: int) -> str:
         return str(vr or "UN")
 
 
-def _clean(ds: Dataset, ctx: _Context) -> None:
-    effective = ctx.effective
-    default = ctx.profile.default_action
-    for key in list(ds.keys()):
+def _clean(ds: Dataset, ctx: _Context, plan: _Plan) -> None:
+    effective = plan.effective
+    default = plan.default
+    keep, remove = Action.KEEP, Action.REMOVE
+    # (tag, element) pairs as read: RawDataElements stay raw (never converted here).
+    for key, elem in list(ds.items()):
         tag = int(key)
-        group, element = tag >> 16, tag & 0xFFFF
-        if group & 1:
+        if tag & 0x10000:  # odd group: private
             if not _keep_private(ds, tag, ctx):
                 del ds[tag]
             continue
-        if element == 0:
+        if not tag & 0xFFFF:
             del ds[tag]  # group length
             continue
         action = effective.get(tag, default)
-        if action is Action.KEEP:
+        if action is keep:
             if tag == _TAG_PATIENT_AGE:
                 age = ds[tag]
                 age.value = keep_age(_text(age.value), max_years=ctx.profile.age_max_years)
-            elif tag in _SQ_TAGS or getattr(ds.get_item(tag, keep_deferred=True), "VR", "") == "SQ":
+            elif tag in _SQ_TAGS or getattr(elem, "VR", "") == "SQ":
                 seq = ds[tag].value
                 for item in seq or ():
-                    _clean(item, ctx)
+                    _clean(item, ctx, plan)
             continue
-        if action is Action.REMOVE:
+        if action is remove:
             del ds[tag]
             continue
-        _apply(ds, tag, action, ctx)
+        _apply(ds, tag, elem, action, ctx)
 
 
 def _keep_private(ds: Dataset, tag: int, ctx: _Context) -> bool:
@@ -507,9 +610,8 @@ _TEXT_VRS = frozenset(
 )
 
 
-def _values(ds: Dataset, tag: int) -> list[str]:
+def _values(elem: DataElement | RawDataElement | None) -> list[str]:
     """Return a text attribute's values, decoding a raw element without converting it."""
-    elem = ds.get_item(tag, keep_deferred=True)
     if elem is None:
         return []
     if isinstance(elem, RawDataElement):
@@ -544,8 +646,10 @@ def _put(ds: Dataset, tag: int, vr: str, values: list[str] | str | None, ctx: _C
     ds[tag] = RawDataElement(BaseTag(tag), vr, len(data), data, 0, ctx.implicit, True, True)
 
 
-def _apply(ds: Dataset, tag: int, action: Action, ctx: _Context) -> None:
-    vr = _vr_of(ds, tag)
+def _apply(
+    ds: Dataset, tag: int, elem: DataElement | RawDataElement, action: Action, ctx: _Context
+) -> None:
+    vr = _vr_of(elem, tag)
     if vr == "SQ":
         # Sequences are kept and cleaned, or emptied; any other action empties.
         ds[tag].value = Sequence([])
@@ -557,22 +661,22 @@ def _apply(ds: Dataset, tag: int, action: Action, ctx: _Context) -> None:
     if action is Action.EMPTY:
         _put(ds, tag, vr, None, ctx)
     elif action is Action.UID or (action is Action.DUMMY and vr == "UI"):
-        _put(ds, tag, "UI", [ctx.map_uid(tag, v) for v in _values(ds, tag) if v], ctx)
+        _put(ds, tag, "UI", [ctx.map_uid(tag, v) for v in _values(elem) if v], ctx)
     elif action is Action.DUMMY:
         _put(ds, tag, vr, _DUMMY.get(vr), ctx)
     elif action is Action.SHIFT:
-        shifted = [_shift(v, vr, ctx.offset_days) for v in _values(ds, tag) if v]
+        shifted = [_shift(v, vr, ctx.offset_days) for v in _values(elem) if v]
         _put(ds, tag, vr, [v for v in shifted if v], ctx)
     elif action is Action.CLEAN:
-        values = _values(ds, tag)
+        values = _values(elem)
         kept = [v for v in values if v and _clean_one(v, ctx) is not None]
         if kept != [v for v in values if v]:
             _put(ds, tag, vr, kept, ctx)  # else: every value is safe, keep the bytes as read
     elif action is Action.PATIENT:
-        present = any(_values(ds, tag)) or tag == _TAG_PATIENT_ID
+        present = any(_values(elem)) or tag == _TAG_PATIENT_ID
         _put(ds, tag, vr, ctx.patient if present else None, ctx)
     elif action is Action.HASH:
-        original = "\\".join(_values(ds, tag)).strip()
+        original = "\\".join(_values(elem)).strip()
         if original:
             length = min(_MAX_LEN.get(vr, 16), 16)
             new = ctx.pseudo.text(original, kind=f"hash:{tag:08X}", length=length)
@@ -591,8 +695,10 @@ def _shift(value: str, vr: str, offset_days: int) -> str | None:
     if match is None:
         logger.debug("date %r is not YYYYMMDD...; emptied", vr)
         return None
+    digits = match.group(1)
     try:
-        day = dt.datetime.strptime(match.group(1), "%Y%m%d").date()
+        # As strptime("%Y%m%d") reads 8 digits: year, month, day as 4, 2, 2.
+        day = dt.date(int(digits[:4]), int(digits[4:6]), int(digits[6:]))
         shifted = day + dt.timedelta(days=offset_days)
     except (ValueError, OverflowError):
         logger.debug("date of VR %s is not a valid date; emptied", vr)

@@ -20,6 +20,7 @@ import secrets
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ichkit.errors import ConfigError
 
@@ -169,6 +170,11 @@ class Pseudonymizer:
     def __init__(self, key: SiteKey) -> None:
         self.key = key
         self._uid_cache: dict[str, str] = {}
+        # Pseudonyms are pure functions of (key, value): files of one patient,
+        # study or series ask for the same ones again, so they are kept (bounded).
+        self._patient_cache: dict[str, str] = {}
+        self._text_cache: dict[tuple[str, str, int], str] = {}
+        self._date_cache: dict[str, int] = {}
 
     def _digest(self, domain: str, value: str) -> bytes:
         msg = domain.encode("ascii") + b"\x00" + value.encode("utf-8", "surrogateescape")
@@ -192,11 +198,21 @@ class Pseudonymizer:
 
     def patient_id(self, original: str) -> str:
         """Return ``<site>-<20 hex digits>`` for a patient (fits LO, 64 characters)."""
-        return f"{self.key.site}-{self._digest('patient', original.strip()).hex()[:20].upper()}"
+        cached = self._patient_cache.get(original)
+        if cached is None:
+            digest = self._digest("patient", original.strip()).hex()[:20].upper()
+            cached = f"{self.key.site}-{digest}"
+            _remember(self._patient_cache, original, cached)
+        return cached
 
     def text(self, original: str, *, kind: str, length: int) -> str:
         """Return a keyed digest of ``original`` in ``length`` upper-case hex characters."""
-        return self._digest(kind, original.strip()).hex()[:length].upper()
+        key = (kind, original, length)
+        cached = self._text_cache.get(key)
+        if cached is None:
+            cached = self._digest(kind, original.strip()).hex()[:length].upper()
+            _remember(self._text_cache, key, cached)
+        return cached
 
     def path_token(self, relative_path: str) -> str:
         """Return ``in-<16 hex>``, the token that stands for an input path in DST's report."""
@@ -204,5 +220,16 @@ class Pseudonymizer:
 
     def date_offset_days(self, patient: str) -> int:
         """Return the per-patient date shift in days (negative: 1 to 10 years back)."""
-        number = int.from_bytes(self._digest("date", patient.strip())[:8], "big")
-        return -(_MIN_SHIFT_DAYS + number % _SPAN_SHIFT_DAYS)
+        cached = self._date_cache.get(patient)
+        if cached is None:
+            number = int.from_bytes(self._digest("date", patient.strip())[:8], "big")
+            cached = -(_MIN_SHIFT_DAYS + number % _SPAN_SHIFT_DAYS)
+            _remember(self._date_cache, patient, cached)
+        return cached
+
+
+def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
+    """Keep ``value`` in a bounded cache (cleared when full: pseudonyms are cheap to redo)."""
+    if len(cache) > 65536:
+        cache.clear()
+    cache[key] = value

@@ -19,7 +19,9 @@ from ichkit.errors import ConfigError
 
 __all__ = ["FileRecord", "MappingRow", "MappingStore", "store_path_for"]
 
+# One transaction (one commit, so one round of syncs) for the whole schema.
 _SCHEMA = """
+BEGIN;
 CREATE TABLE IF NOT EXISTS mapping (
     kind TEXT NOT NULL,
     original TEXT NOT NULL,
@@ -40,6 +42,7 @@ CREATE TABLE IF NOT EXISTS files (
     PRIMARY KEY (dst, input)
 );
 CREATE INDEX IF NOT EXISTS files_output ON files (dst, output);
+COMMIT;
 """
 
 
@@ -110,11 +113,26 @@ class MappingStore:
     def add_mappings(self, rows: Iterable[MappingRow]) -> None:
         """Insert rows (already-known pairs are ignored); commits."""
         with self._conn:
-            self._conn.executemany(
-                "INSERT OR IGNORE INTO mapping (kind, original, pseudonym, detail) "
-                "VALUES (?,?,?,?)",
-                ((r.kind, r.original, r.pseudonym, r.detail) for r in rows),
-            )
+            self._insert_mappings(rows)
+
+    def _insert_mappings(self, rows: Iterable[MappingRow]) -> None:
+        self._conn.executemany(
+            "INSERT OR IGNORE INTO mapping (kind, original, pseudonym, detail) VALUES (?,?,?,?)",
+            ((r.kind, r.original, r.pseudonym, r.detail) for r in rows),
+        )
+
+    def add_batch(
+        self, rows: Iterable[MappingRow], dst: str, records: Iterable[tuple[str, FileRecord]]
+    ) -> None:
+        """:meth:`add_mappings` then :meth:`record_files`, in one transaction (one commit)."""
+        with self._conn:
+            self._insert_mappings(rows)
+            self._insert_files(dst, records)
+
+    def has_files(self, dst: str) -> bool:
+        """Whether any input file was recorded for ``dst`` (if not, nothing can resume)."""
+        row = self._conn.execute("SELECT 1 FROM files WHERE dst = ? LIMIT 1", (dst,)).fetchone()
+        return row is not None
 
     def lookup(self, value: str) -> list[MappingRow]:
         """Return every row whose original or pseudonym equals ``value``."""
@@ -158,15 +176,18 @@ class MappingStore:
     def record_files(self, dst: str, records: Iterable[tuple[str, FileRecord]]) -> None:
         """Insert or replace file records; commits."""
         with self._conn:
-            self._conn.executemany(
-                "INSERT OR REPLACE INTO files "
-                "(dst, input, size, mtime_ns, profile_sha256, output, status, reason) "
-                "VALUES (?,?,?,?,?,?,?,?)",
-                (
-                    (dst, inp, r.size, r.mtime_ns, r.profile_sha256, r.output, r.status, r.reason)
-                    for inp, r in records
-                ),
-            )
+            self._insert_files(dst, records)
+
+    def _insert_files(self, dst: str, records: Iterable[tuple[str, FileRecord]]) -> None:
+        self._conn.executemany(
+            "INSERT OR REPLACE INTO files "
+            "(dst, input, size, mtime_ns, profile_sha256, output, status, reason) "
+            "VALUES (?,?,?,?,?,?,?,?)",
+            (
+                (dst, inp, r.size, r.mtime_ns, r.profile_sha256, r.output, r.status, r.reason)
+                for inp, r in records
+            ),
+        )
 
 
 @contextlib.contextmanager

@@ -23,6 +23,7 @@ from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomFileLike
 from pydicom.filewriter import dcmwrite, write_data_element, write_file_meta_info
+from pydicom.tag import BaseTag
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
 __all__ = ["write_deidentified"]
@@ -43,6 +44,7 @@ _META_VRS = {
 _UNDEFINED = 0xFFFFFFFF
 _PIXEL_DATA = 0x7FE00010
 _SEQUENCE_DELIMITER = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
+_PREAMBLE = b"\x00" * 128 + b"DICM"
 
 
 def write_deidentified(fp: BinaryIO, ds: Dataset, *, source: str | None = None) -> None:
@@ -64,7 +66,12 @@ def write_deidentified(fp: BinaryIO, ds: Dataset, *, source: str | None = None) 
     OSError
         If a deferred value cannot be copied in full (the source is truncated).
     """
-    syntax = UID(str(ds.file_meta.TransferSyntaxUID))
+    raw = ds.file_meta.get_item(0x00020010, keep_deferred=True)
+    if isinstance(raw, RawDataElement) and raw.VR == "UI" and raw.value is not None:
+        # As the engine wrote it: not converted (and validated) again by pydicom.
+        syntax = UID(raw.value.decode("ascii").rstrip("\x00 "))
+    else:
+        syntax = UID(str(ds.file_meta.TransferSyntaxUID))
     implicit = bool(syntax.is_implicit_VR)
     little = bool(syntax.is_little_endian)
     original = getattr(ds, "original_encoding", (None, None))
@@ -74,56 +81,60 @@ def write_deidentified(fp: BinaryIO, ds: Dataset, *, source: str | None = None) 
     out = DicomFileLike(fp)
     out.is_little_endian = True
     out.is_implicit_VR = False
-    out.write(b"\x00" * 128 + b"DICM")
+    write = fp.write
     meta = _encode_meta(ds.file_meta)
     if meta is None:
+        write(_PREAMBLE)
         write_file_meta_info(out, ds.file_meta, enforce_standard=True)
     else:
-        out.write(meta)
+        write(_PREAMBLE + meta)
     out.is_implicit_VR = implicit
+    # Read before the loop, as pydicom does: this converts SpecificCharacterSet.
     encodings = ds._character_set
-    src = None if source is None else open(source, "rb")  # noqa: SIM115 - closed below
+    src = -1
     try:
-        for tag in sorted(ds.keys()):
-            elem = ds.get_item(tag, keep_deferred=True)
-            if (
-                isinstance(elem, RawDataElement)
-                and elem.value is None
-                and src is not None
-                and elem.length not in (0, _UNDEFINED)
-            ):
-                header = _raw_header(elem._replace(value=b""), implicit, length=elem.length)
-                if header is not None:
-                    out.write(header)
-                    _copy_range(src, fp, elem.value_tell, elem.length)
+        # Sorted by int value: BaseTag's own comparisons are Python code.
+        for tag, elem in sorted(ds.items(), key=_tag_value):
+            if isinstance(elem, RawDataElement):
+                if elem.value is None and source is not None and elem.length not in (0, _UNDEFINED):
+                    header = _raw_header(elem._replace(value=b""), implicit, length=elem.length)
+                    if header is not None:
+                        write(header)
+                        if src < 0:
+                            src = os.open(source, os.O_RDONLY)
+                        _copy_range(src, fp, elem.value_tell, elem.length)
+                        continue
+                header = _raw_header(elem, implicit)
+                if header is not None and elem.value is not None:
+                    write(header)
+                    write(elem.value)
+                    if elem.length == _UNDEFINED:
+                        write(_SEQUENCE_DELIMITER)
                     continue
-            header = _raw_header(elem, implicit) if isinstance(elem, RawDataElement) else None
-            if header is None:
-                write_data_element(out, ds[tag], encodings)
-            else:
-                out.write(header)
-                out.write(elem.value)
-                if elem.length == _UNDEFINED:
-                    out.write(_SEQUENCE_DELIMITER)
+            write_data_element(out, ds[tag], encodings)
     finally:
-        if src is not None:
-            src.close()
+        if src >= 0:
+            os.close(src)
 
 
-def _copy_range(src: BinaryIO, dst: BinaryIO, offset: int, length: int) -> None:
-    """Copy ``length`` bytes at ``offset`` of ``src`` to the end of ``dst``."""
+def _tag_value(item: tuple[BaseTag, object]) -> int:
+    return int(item[0])
+
+
+def _copy_range(src: int, dst: BinaryIO, offset: int, length: int) -> None:
+    """Copy ``length`` bytes at ``offset`` of the file open as ``src`` to the end of ``dst``."""
     dst.flush()
     done = 0
     try:
+        out = dst.fileno()
         while done < length:
-            n = os.copy_file_range(src.fileno(), dst.fileno(), length - done, offset + done)
+            n = os.copy_file_range(src, out, length - done, offset + done)
             if n == 0:
                 break
             done += n
     except (AttributeError, OSError):  # no copy_file_range here: plain copy
-        src.seek(offset + done)
         while done < length:
-            chunk = src.read(min(1 << 20, length - done))
+            chunk = os.pread(src, min(1 << 20, length - done), offset + done)
             if not chunk:
                 break
             dst.write(chunk)
@@ -144,20 +155,30 @@ def _raw_header(elem: RawDataElement, implicit: bool, *, length: int | None = No
         return None
     if length is None:
         length = _UNDEFINED if undefined else len(value)
-    group, element = int(elem.tag) >> 16, int(elem.tag) & 0xFFFF
-    if implicit:
-        header = struct.pack("<HHI", group, element, length)
-    else:
-        vr = str(elem.VR or "")
-        if len(vr) != 2:
-            return None
-        if vr in _LONG_VRS:
-            header = struct.pack("<HH2s2xI", group, element, vr.encode("ascii"), length)
-        elif length <= 0xFFFF:
-            header = struct.pack("<HH2sH", group, element, vr.encode("ascii"), length)
-        else:
-            return None
+    key = (int(elem.tag), elem.VR, length, implicit)
+    header = _HEADERS.get(key)
+    if header is None:
+        header = _pack_header(*key)
+        if header is not None and len(_HEADERS) < 8192:
+            _HEADERS[key] = header
     return header
+
+
+_HEADERS: dict[tuple[int, str | None, int, bool], bytes | None] = {}
+
+
+def _pack_header(tag: int, vr_: str | None, length: int, implicit: bool) -> bytes | None:
+    group, element = tag >> 16, tag & 0xFFFF
+    if implicit:
+        return struct.pack("<HHI", group, element, length)
+    vr = str(vr_ or "")
+    if len(vr) != 2:
+        return None
+    if vr in _LONG_VRS:
+        return struct.pack("<HH2s2xI", group, element, vr.encode("ascii"), length)
+    if length <= 0xFFFF:
+        return struct.pack("<HH2sH", group, element, vr.encode("ascii"), length)
+    return None
 
 
 def _encode_meta(meta: Dataset) -> bytes | None:
@@ -170,7 +191,11 @@ def _encode_meta(meta: Dataset) -> bytes | None:
         return None
     body = [struct.pack("<HH2s2xI", 2, 1, b"OB", 2) + b"\x00\x01"]
     for tag, vr in _META_VRS.items():
-        text = str(meta[tag].value).encode("ascii")
+        elem = meta.get_item(tag, keep_deferred=True)
+        if isinstance(elem, RawDataElement) and vr == elem.VR and elem.value is not None:
+            text = elem.value  # encoded by the engine, padded to even length
+        else:
+            text = str(meta[tag].value).encode("ascii")
         if len(text) % 2:
             text += b"\x00" if vr == "UI" else b" "
         body.append(struct.pack("<HH2sH", 2, tag & 0xFFFF, vr.encode("ascii"), len(text)) + text)
