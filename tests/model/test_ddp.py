@@ -23,8 +23,16 @@ SETTINGS = [
 ]
 
 
-def test_torchrun_two_processes_equal_one(tiny_dataset: Path, tmp_path: Path) -> None:
-    cfg = load_config(preset="tiny", overrides=[f"data={tiny_dataset}", *SETTINGS])
+@pytest.mark.parametrize(
+    "extra",
+    [[], ["encoder_epochs=1", "slice_batch=8", "negative_ratio=1"]],
+    ids=["end-to-end", "two-stage"],
+)
+def test_torchrun_two_processes_equal_one(
+    tiny_dataset: Path, tmp_path: Path, extra: list[str]
+) -> None:
+    settings = [*SETTINGS, *extra]
+    cfg = load_config(preset="tiny", overrides=[f"data={tiny_dataset}", *settings])
     single = train_model(cfg, out=tmp_path / "one")
     cmd = [
         sys.executable,
@@ -44,7 +52,7 @@ def test_torchrun_two_processes_equal_one(tiny_dataset: Path, tmp_path: Path) ->
         "--set",
         f"cache_dir={tmp_path / 'one' / 'cache'}",
     ]
-    for item in SETTINGS:
+    for item in settings:
         cmd += ["--set", item]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)

@@ -34,6 +34,26 @@ def test_shapes_and_padding_invariance() -> None:
     assert torch.allclose(ep, torch.cat([ea, eb]), atol=1e-5)
 
 
+def test_heads_on_embeddings_equal_forward() -> None:
+    # Two-stage training trains model.heads on frozen encoder embeddings; the
+    # exported model must compute the same function from HU.
+    torch.manual_seed(1)
+    model = build_model(load_config(preset="tiny")).eval()
+    hu = torch.randn(2, 5, 32, 32) * 100
+    lengths = torch.tensor([5, 3])
+    with torch.no_grad():
+        image, exam = model(hu, lengths)
+        feats = torch.zeros(2, 5, model.encoder.features)
+        for i, n in enumerate(lengths.tolist()):
+            feats[i, :n] = model.encode(model.slice_inputs(hu[i : i + 1, :n])[0])
+        image2, exam2 = model.heads(feats, lengths)
+        single = model.heads(feats[1:2, :3])
+    assert torch.allclose(image[0], image2[0], atol=1e-5)
+    assert torch.allclose(image[1, :3], image2[1, :3], atol=1e-5)
+    assert torch.allclose(exam, exam2, atol=1e-5)
+    assert torch.allclose(single[1][0], exam[1], atol=1e-5)
+
+
 def test_slice_inputs_window_and_context() -> None:
     cfg = load_config(preset="tiny", overrides=["windows=brain,bone", "context=1"])
     model = build_model(cfg)

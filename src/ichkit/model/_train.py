@@ -546,7 +546,10 @@ def _train(
     total_steps = steps_per_epoch * cfg.epochs
     decay: list[torch.nn.Parameter] = []
     no_decay: list[torch.nn.Parameter] = []
+    two_stage = cfg.encoder_epochs > 0
     for name, p in model.named_parameters():
+        if two_stage and name.startswith("encoder."):
+            continue
         (no_decay if p.ndim <= 1 or name.endswith(".bias") else decay).append(p)
     optimizer = torch.optim.AdamW(
         [
@@ -575,7 +578,11 @@ def _train(
     dtype = resolve_precision(cfg.precision, dist.device)
     scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
     net: torch.nn.Module = model
-    if dist.world > 1:
+    if two_stage:
+        train_feats, val_feats = _two_stage_setup(
+            model, train_set, val_set, cfg, dist, dtype, emit, pretrain=resume is None
+        )
+    elif dist.world > 1:
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[dist.device.index] if dist.device.type == "cuda" else None
         )
@@ -601,70 +608,81 @@ def _train(
     best_ckpt, last_ckpt = out / "best.ckpt", out / "last.ckpt"
     for epoch in range(start_epoch, cfg.epochs + 1):
         t0 = time.perf_counter()
-        batches = _epoch_batches(len(train_set), cfg, epoch)
-        local = [b[dist.rank :: dist.world] for b in batches]
-        dataset = _BatchDataset(train_set, local, cfg, epoch)
-        loader = torch.utils.data.DataLoader(
-            dataset,
-            batch_size=None,
-            shuffle=False,
-            num_workers=cfg.workers,
-            persistent_workers=False,
-            pin_memory=dist.device.type == "cuda",
-        )
-        emit(ProgressEvent("epoch", epoch=epoch, total=len(batches)))
-        model.train()
-        losses: list[float] = []
-        n_seen = 0
-        for batch_index, (hu, lengths, image_y, exam_y) in enumerate(loader):
-            n_images = sum(lengths_all[j] for j in batches[batch_index])
-            n_exams = len(batches[batch_index])
-            hu = hu.to(dist.device, non_blocking=True)
-            with _autocast(dist.device, dtype):
-                image_logits, exam_logits = net(hu, lengths)
-            loss = (
-                series_loss(
-                    image_logits,
-                    exam_logits,
-                    lengths,
-                    image_y.to(dist.device),
-                    exam_y.to(dist.device),
-                    n_images=n_images,
-                    n_exams=n_exams,
-                    exam_weight=cfg.exam_loss_weight,
-                )
-                * dist.world
+        losses: list[float]
+        if two_stage:
+            batches = _epoch_batches(len(train_set), cfg, epoch)
+            emit(ProgressEvent("epoch", epoch=epoch, total=len(batches)))
+            losses, n_seen = _head_epoch(
+                model, optimizer, scheduler, train_feats, train_set, batches, cfg, epoch, dist
             )
-            optimizer.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
-                scaler.unscale_(optimizer)
-            else:
-                loss.backward()  # type: ignore[no-untyped-call]
-            if cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            if scaler is not None:
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                optimizer.step()
-            scheduler.step()
-            batch_loss = float(loss.detach()) / dist.world
-            if dist.world > 1:
-                t = torch.tensor([batch_loss], device=dist.device)
-                torch.distributed.all_reduce(t)
-                batch_loss = float(t)
-            losses.append(batch_loss)
-            n_seen += n_images
-            emit(ProgressEvent("step", epoch=epoch, loss=batch_loss))
-        train_seconds = time.perf_counter() - t0
-        mine = [i for i in range(len(val_set)) if i % dist.world == dist.rank]
-        preds_local = predict_examples(
-            model, [val_set[i] for i in mine], device=dist.device, dtype=dtype
-        )
-        gathered = _gather(dist, list(zip(mine, preds_local, strict=True)))
-        by_index = {i: p for part in gathered for i, p in part}
-        val_metrics = _val_metrics(val_set, [by_index[i] for i in range(len(val_set))])
+            train_seconds = time.perf_counter() - t0
+            val_preds = _head_predict(model, val_feats)
+        else:
+            batches = _epoch_batches(len(train_set), cfg, epoch)
+            local = [b[dist.rank :: dist.world] for b in batches]
+            dataset = _BatchDataset(train_set, local, cfg, epoch)
+            loader = torch.utils.data.DataLoader(
+                dataset,
+                batch_size=None,
+                shuffle=False,
+                num_workers=cfg.workers,
+                persistent_workers=False,
+                pin_memory=dist.device.type == "cuda",
+            )
+            emit(ProgressEvent("epoch", epoch=epoch, total=len(batches)))
+            model.train()
+            losses = []
+            n_seen = 0
+            for batch_index, (hu, lengths, image_y, exam_y) in enumerate(loader):
+                n_images = sum(lengths_all[j] for j in batches[batch_index])
+                n_exams = len(batches[batch_index])
+                hu = hu.to(dist.device, non_blocking=True)
+                with _autocast(dist.device, dtype):
+                    image_logits, exam_logits = net(hu, lengths)
+                loss = (
+                    series_loss(
+                        image_logits,
+                        exam_logits,
+                        lengths,
+                        image_y.to(dist.device),
+                        exam_y.to(dist.device),
+                        n_images=n_images,
+                        n_exams=n_exams,
+                        exam_weight=cfg.exam_loss_weight,
+                    )
+                    * dist.world
+                )
+                optimizer.zero_grad(set_to_none=True)
+                if scaler is not None:
+                    scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
+                    scaler.unscale_(optimizer)
+                else:
+                    loss.backward()  # type: ignore[no-untyped-call]
+                if cfg.grad_clip:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                if scaler is not None:
+                    scaler.step(optimizer)
+                    scaler.update()
+                else:
+                    optimizer.step()
+                scheduler.step()
+                batch_loss = float(loss.detach()) / dist.world
+                if dist.world > 1:
+                    t = torch.tensor([batch_loss], device=dist.device)
+                    torch.distributed.all_reduce(t)
+                    batch_loss = float(t)
+                losses.append(batch_loss)
+                n_seen += n_images
+                emit(ProgressEvent("step", epoch=epoch, loss=batch_loss))
+            train_seconds = time.perf_counter() - t0
+            mine = [i for i in range(len(val_set)) if i % dist.world == dist.rank]
+            preds_local = predict_examples(
+                model, [val_set[i] for i in mine], device=dist.device, dtype=dtype
+            )
+            gathered = _gather(dist, list(zip(mine, preds_local, strict=True)))
+            by_index = {i: p for part in gathered for i, p in part}
+            val_preds = [by_index[i] for i in range(len(val_set))]
+        val_metrics = _val_metrics(val_set, val_preds)
         row = {
             "epoch": float(epoch),
             "train_loss": float(np.mean(losses)) if losses else math.nan,
@@ -722,3 +740,286 @@ def _train(
         best_epoch=best_epoch,
         best_metrics=best_metrics,
     )
+
+
+# --------------------------------------------------------------------------- two-stage
+
+
+def _allreduce_grads(params: Sequence[torch.nn.Parameter], dist: _Dist) -> None:
+    if dist.world == 1:
+        return
+    for p in params:
+        if p.grad is not None:
+            torch.distributed.all_reduce(p.grad)
+            p.grad.div_(dist.world)
+
+
+def _weighted_bce(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per-row metric-weighted BCE (``any`` × 2), shape (N,)."""
+    w = torch.tensor(LABEL_WEIGHTS, dtype=torch.float32, device=logits.device)
+    per = F.binary_cross_entropy_with_logits(logits.float(), y, reduction="none")
+    return (per * w).sum(-1) / w.sum()
+
+
+def _train_encoder(
+    model: SeriesModel,
+    train_set: Sequence[Example],
+    cfg: TrainConfig,
+    dist: _Dist,
+    dtype: torch.dtype | None,
+    emit: ProgressFn,
+) -> None:
+    """Stage 1: the slice encoder alone on shuffled slices of many series.
+
+    Each chunk of series (``slice_batch`` // 4 of them, at least 8) is
+    augmented per series (seeded by epoch and series), its slices windowed and
+    context-stacked, negatives subsampled to ``negative_ratio`` × positives,
+    shuffled and cut into ``slice_batch`` steps. Under DDP process *r* takes
+    every *world*-th slice of a step and gradients are averaged by hand, so
+    the run equals one process up to float rounding.
+    """
+    aux = torch.nn.Linear(model.encoder.features, len(LABELS)).to(dist.device)
+    torch.nn.init.zeros_(aux.weight)
+    torch.nn.init.constant_(aux.bias, -2.0)
+    params = [*model.encoder.parameters(), *aux.parameters()]
+    lr = cfg.encoder_lr or cfg.lr
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay)
+    augment = SeriesAugment(cfg.input_size) if cfg.augment else None
+    chunk = max(8, cfg.slice_batch // 4)
+
+    def plan(epoch: int) -> list[list[int]]:
+        rng = np.random.default_rng(sample_seed(cfg.seed, epoch, -1, "slice-order"))
+        order = rng.permutation(len(train_set)).tolist()
+        return [order[i : i + chunk] for i in range(0, len(order), chunk)]
+
+    def chunk_slices(epoch: int, c: int, members: Sequence[int]) -> list[tuple[int, int]]:
+        labs = [
+            (j, k, float(train_set[j].labels[k, -1]))
+            for j in members
+            for k in range(train_set[j].series.n_slices)
+        ]
+        pos = [(j, k) for j, k, y in labs if y > 0.5]
+        neg = [(j, k) for j, k, y in labs if y <= 0.5]
+        rng = np.random.default_rng(sample_seed(cfg.seed, epoch, c, "slices"))
+        if cfg.negative_ratio > 0:
+            keep = max(int(cfg.negative_ratio * len(pos)), cfg.slice_batch // 2)
+            if keep < len(neg):
+                neg = [neg[i] for i in sorted(rng.choice(len(neg), keep, replace=False))]
+        chosen = pos + neg
+        return [chosen[i] for i in rng.permutation(len(chosen))]
+
+    # Estimate the step count for the schedule (slice counts do not depend on augmentation).
+    steps_per_epoch = [
+        sum(len(chunk_slices(e, c, m)) // cfg.slice_batch or 1 for c, m in enumerate(plan(e)))
+        for e in range(1, cfg.encoder_epochs + 1)
+    ]
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        _schedule(
+            cfg.replace(warmup_fraction=max(cfg.warmup_fraction, 0.05)), sum(steps_per_epoch)
+        ),
+    )
+    model.train()
+    aux.train()
+    for epoch in range(1, cfg.encoder_epochs + 1):
+        t0 = time.perf_counter()
+        emit(ProgressEvent("epoch", epoch=epoch, total=steps_per_epoch[epoch - 1], text="encoder"))
+        losses: list[float] = []
+        n_seen = 0
+        for c, members in enumerate(plan(epoch)):
+            picks = chunk_slices(epoch, c, members)
+            inputs: dict[int, torch.Tensor] = {}
+            for j in sorted({j for j, _ in picks}):
+                vol, _ = _train_item(train_set[j], cfg.replace(train_slices=0), epoch, j, augment)
+                with torch.no_grad():
+                    inputs[j] = model.slice_inputs(vol.unsqueeze(0))[0]
+            n_steps = max(1, len(picks) // cfg.slice_batch)
+            for s in range(n_steps):
+                step = picks[s * cfg.slice_batch : (s + 1) * cfg.slice_batch]
+                if s == n_steps - 1:
+                    step = picks[s * cfg.slice_batch :]
+                if len(step) < dist.world:
+                    continue
+                mine = step[dist.rank :: dist.world]
+                x = torch.stack([inputs[j][k] for j, k in mine]).to(dist.device)
+                y = torch.from_numpy(
+                    np.stack([train_set[j].labels[k] for j, k in mine]).astype(np.float32)
+                ).to(dist.device)
+                with _autocast(dist.device, dtype):
+                    logits = aux(model.encode(x))
+                loss = _weighted_bce(logits, y).sum() / len(step) * dist.world
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()  # type: ignore[no-untyped-call]
+                _allreduce_grads(params, dist)
+                if cfg.grad_clip:
+                    torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+                optimizer.step()
+                scheduler.step()
+                batch_loss = float(loss.detach()) / dist.world
+                if dist.world > 1:
+                    t = torch.tensor([batch_loss], device=dist.device)
+                    torch.distributed.all_reduce(t)
+                    batch_loss = float(t)
+                losses.append(batch_loss)
+                n_seen += len(step)
+                emit(ProgressEvent("step", epoch=epoch, loss=batch_loss))
+        seconds = time.perf_counter() - t0
+        logger.info(
+            "encoder epoch %d: slice loss %.4f (%d slices, %.0f s, %.0f img/s)",
+            epoch,
+            float(np.mean(losses)) if losses else math.nan,
+            n_seen,
+            seconds,
+            n_seen / seconds if seconds > 0 else math.nan,
+        )
+
+
+@torch.no_grad()
+def _embed(
+    model: SeriesModel,
+    examples: Sequence[Example],
+    cfg: TrainConfig,
+    dist: _Dist,
+    dtype: torch.dtype | None,
+    *,
+    views: int,
+) -> list[list[torch.Tensor]]:
+    """Frozen-encoder embeddings (S, D) of each example: view 0 plain, then augmented views."""
+    model.eval()
+    augment = SeriesAugment(cfg.input_size) if (cfg.augment and views > 1) else None
+    out: list[list[torch.Tensor]] = []
+    for j, ex in enumerate(examples):
+        per: list[torch.Tensor] = []
+        for v in range(views):
+            if v == 0 or augment is None:
+                hu = torch.from_numpy(np.asarray(ex.series.load(), dtype=np.float32))
+            else:
+                with _torch_threads(1):
+                    hu = augment(ex.series.load(), seed=sample_seed(cfg.seed, -v, j, "view"))
+            x = model.slice_inputs(hu.unsqueeze(0).to(dist.device))[0]
+            with _autocast(dist.device, dtype):
+                per.append(model.encode(x).float().cpu())
+            if augment is None:
+                break
+        out.append(per)
+    return out
+
+
+def _pad_feats(
+    feats: Sequence[torch.Tensor],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    lengths = torch.tensor([f.shape[0] for f in feats], dtype=torch.long)
+    s = int(lengths.max())
+    x = torch.zeros((len(feats), s, feats[0].shape[1]), dtype=torch.float32)
+    for i, f in enumerate(feats):
+        x[i, : f.shape[0]] = f
+    return x, lengths
+
+
+def _two_stage_setup(
+    model: SeriesModel,
+    train_set: Sequence[Example],
+    val_set: Sequence[Example],
+    cfg: TrainConfig,
+    dist: _Dist,
+    dtype: torch.dtype | None,
+    emit: ProgressFn,
+    *,
+    pretrain: bool,
+) -> tuple[list[list[torch.Tensor]], list[torch.Tensor]]:
+    """Stage 1 (unless resuming), then freeze the encoder and embed train and val series."""
+    if pretrain:
+        _train_encoder(model, train_set, cfg, dist, dtype, emit)
+    for p in model.encoder.parameters():
+        p.requires_grad_(False)
+    t0 = time.perf_counter()
+    emit(ProgressEvent("stage", text="embedding slices with the frozen encoder"))
+    train_feats = _embed(model, train_set, cfg, dist, dtype, views=cfg.embedding_views)
+    val_feats = [f[0] for f in _embed(model, val_set, cfg, dist, dtype, views=1)]
+    logger.info(
+        "embedded %d train series (%d view(s)) and %d val series in %.0f s",
+        len(train_feats),
+        cfg.embedding_views,
+        len(val_feats),
+        time.perf_counter() - t0,
+    )
+    return train_feats, val_feats
+
+
+def _head_epoch(
+    model: SeriesModel,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    train_feats: Sequence[Sequence[torch.Tensor]],
+    train_set: Sequence[Example],
+    batches: Sequence[Sequence[int]],
+    cfg: TrainConfig,
+    epoch: int,
+    dist: _Dist,
+) -> tuple[list[float], int]:
+    """Stage 2, one epoch: GRU and heads on frozen embeddings (every process the same)."""
+    model.train()
+    model.encoder.eval()
+    losses: list[float] = []
+    n_seen = 0
+    for batch in batches:
+        feats = []
+        for j in batch:
+            views = train_feats[j]
+            rng = np.random.default_rng(sample_seed(cfg.seed, epoch, j, "view"))
+            feats.append(views[int(rng.integers(0, len(views)))])
+        x, lengths = _pad_feats(feats)
+        _, image_y, exam_y = collate_labels([train_set[j].labels for j in batch])
+        image_logits, exam_logits = model.heads(x.to(dist.device), lengths)
+        loss = series_loss(
+            image_logits,
+            exam_logits,
+            lengths,
+            image_y.to(dist.device),
+            exam_y.to(dist.device),
+            n_images=int(lengths.sum()),
+            n_exams=len(batch),
+            exam_weight=cfg.exam_loss_weight,
+        )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()  # type: ignore[no-untyped-call]
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(
+                [p for p in model.parameters() if p.requires_grad], cfg.grad_clip
+            )
+        optimizer.step()
+        scheduler.step()
+        losses.append(float(loss.detach()))
+        n_seen += int(lengths.sum())
+    return losses, n_seen
+
+
+@torch.no_grad()
+def _head_predict(
+    model: SeriesModel, feats: Sequence[torch.Tensor]
+) -> list[tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]]:
+    was_training = model.training
+    model.eval()
+    out = []
+    for f in feats:
+        img, exam = model.heads(f.unsqueeze(0))
+        out.append(
+            (
+                torch.sigmoid(img[0]).numpy().astype(np.float64),
+                torch.sigmoid(exam[0]).numpy().astype(np.float64),
+            )
+        )
+    model.train(was_training)
+    return out
+
+
+def collate_labels(
+    labels: Sequence[npt.NDArray[np.float32]],
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Pad per-image labels: (lengths (B,), image y (B,S,6), exam y (B,6))."""
+    lengths = torch.tensor([lab.shape[0] for lab in labels], dtype=torch.long)
+    y = torch.zeros((len(labels), int(lengths.max()), len(LABELS)), dtype=torch.float32)
+    for i, lab in enumerate(labels):
+        y[i, : lab.shape[0]] = torch.from_numpy(np.asarray(lab, dtype=np.float32))
+    exam = torch.stack([torch.from_numpy(np.asarray(lab).max(axis=0)) for lab in labels])
+    return lengths, y, exam.float()

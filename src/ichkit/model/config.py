@@ -107,6 +107,14 @@ class TrainConfig:
         Gradient norm clipping (0 = off).
     export_onnx
         Write ``model.onnx`` beside ``best.ckpt`` at the end.
+    encoder_epochs
+        Two-stage training (the RSNA 2019 winners' recipe) when > 0: first
+        this many epochs of the slice encoder alone, on shuffled slices of many
+        series (``slice_batch`` slices per step, negatives subsampled to
+        ``negative_ratio`` × the positives of each chunk, ``encoder_lr``; 0 =
+        ``lr``); then the encoder is frozen, slice embeddings are computed once
+        (``embedding_views`` views per series: the plain one and augmented ones)
+        and the GRU and heads train ``epochs`` epochs on them. 0 = end-to-end.
     """
 
     preset: str = "custom"
@@ -143,6 +151,11 @@ class TrainConfig:
     max_exams: int = 0
     grad_clip: float = 5.0
     export_onnx: bool = True
+    encoder_epochs: int = 0
+    slice_batch: int = 64
+    encoder_lr: float = 0.0
+    negative_ratio: float = 3.0
+    embedding_views: int = 2
 
     def __post_init__(self) -> None:
         _check(self)
@@ -191,7 +204,12 @@ def _check(cfg: TrainConfig) -> None:
         raise bad("norm", "batch or group")
     if cfg.sequence not in ("gru",):
         raise bad("sequence", "one of gru")
-    for name in ("train_slices", "threads", "workers", "max_exams"):
+    for name in ("slice_batch", "embedding_views"):
+        if getattr(cfg, name) < 1:
+            raise bad(name, "at least 1")
+    if cfg.encoder_lr < 0 or cfg.negative_ratio < 0:
+        raise bad("encoder_lr" if cfg.encoder_lr < 0 else "negative_ratio", ">= 0")
+    for name in ("train_slices", "threads", "workers", "max_exams", "encoder_epochs"):
         if getattr(cfg, name) < 0:
             raise bad(name, ">= 0")
     if cfg.cache_workers < 1:
@@ -250,10 +268,15 @@ PRESETS: Mapping[str, Mapping[str, Any]] = {
     },
     "demo": {
         "encoder": "small",
-        "input_size": 96,
+        "input_size": 128,
         "hidden": 64,
-        "epochs": 8,
-        "batch_exams": 4,
+        "encoder_epochs": 8,
+        "slice_batch": 64,
+        "encoder_lr": 2e-3,
+        "negative_ratio": 3.0,
+        "embedding_views": 2,
+        "epochs": 30,
+        "batch_exams": 8,
         "lr": 2e-3,
         "exam_loss_weight": 0.3,
     },

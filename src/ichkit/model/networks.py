@@ -347,14 +347,25 @@ class SeriesModel(nn.Module):
         x = self.slice_inputs(hu, lengths)
         if lengths is None:
             feats = self.encode(x.flatten(0, 1)).view(b, s, -1)
-            seq, _ = self.gru(feats)
-            pooled = torch.cat([seq.amax(dim=1), seq.mean(dim=1)], dim=1)
         else:
             lengths = lengths.to(hu.device)
             mask = torch.arange(s, device=hu.device).unsqueeze(0) < lengths.unsqueeze(1)
             flat = self.encode(x[mask])
             feats = flat.new_zeros((b, s, flat.shape[1]))
             feats[mask] = flat
+        return self.heads(feats, lengths)
+
+    def heads(
+        self, feats: torch.Tensor, lengths: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Image and exam logits from slice embeddings (B, S, D) (the part after the encoder)."""
+        s = feats.shape[1]
+        if lengths is None:
+            seq, _ = self.gru(feats)
+            pooled = torch.cat([seq.amax(dim=1), seq.mean(dim=1)], dim=1)
+        else:
+            lengths = lengths.to(feats.device)
+            mask = torch.arange(s, device=feats.device).unsqueeze(0) < lengths.unsqueeze(1)
             packed = nn.utils.rnn.pack_padded_sequence(
                 feats, lengths.cpu(), batch_first=True, enforce_sorted=False
             )
