@@ -1,6 +1,6 @@
 """A whole synthetic dataset on disk: DICOM tree, truth files, config, preview.
 
-Layout (see docs/DESIGN.md, ``ichkit synth``)::
+Layout (the ``ichkit synth`` contract of the design notes)::
 
     OUT/dicom/<site>/<PatientID>/<StudyInstanceUID>/<SeriesInstanceUID>/*.dcm
     OUT/truth.csv          RSNA labels of every axial image (ichkit.labels format)
