@@ -102,6 +102,7 @@ def make_dataset(
     (root / "masks").mkdir(parents=True, exist_ok=True)
     lines = ["ID,Label"]
     exam_rows = ["site,patient,study,series," + ",".join(LABELS)]
+    mimic_rows = ["sop_instance_uid,series_instance_uid,slice,mimic,any"]
     for e in range(exams):
         patient = f"P{e:04d}"
         study = f"1.2.826.0.1.3680043.10.1.{seed}.{e}"
@@ -111,6 +112,10 @@ def make_dataset(
         positive = e % positive_every == 0
         hu, mask = phantom(rng, size=size, slices=slices, positive=positive)
         subtype = int(rng.integers(0, 5))
+        if not positive:  # a calcification (hard negative) on slice 1, listed in mimics.csv
+            mid = size // 2
+            hu[1, mid : mid + 2, mid : mid + 2] = 250
+            mimic_rows.append(f"{series}.2,{series},1,pineal,0")
         exam_label = [0] * 6
         sops = []
         for k in range(slices):
@@ -139,6 +144,7 @@ def make_dataset(
         exam_rows.append(f"site0,{patient},st{e},se{e}," + ",".join(map(str, exam_label)))
     (root / "truth.csv").write_text("\n".join(lines) + "\n")
     (root / "exams.csv").write_text("\n".join(exam_rows) + "\n")
+    (root / "mimics.csv").write_text("\n".join(mimic_rows) + "\n")
     return root
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from ichkit.cli import main
@@ -115,6 +116,12 @@ def test_evaluate_report(
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["split"] == "test" and metrics["exams"] >= 1
     assert set(metrics["labels"]) == set(LABELS)
+    # the dataset's mimics.csv lists one calcification slice per negative exam
+    test_exams = pd.read_csv(out / "exams.csv")
+    mm = metrics["mimics"]
+    assert mm["images"] == int((test_exams["true_any"] == 0).sum()) > 0
+    assert 0.0 <= mm["mean_any"] <= 1.0 and 0.0 <= mm["false_positive_rate"] <= 1.0
+    assert "Calcification mimics" in (out / "index.html").read_text()
     # the report's preds/truth score the same with `ichkit score`
     assert main(["score", str(out / "preds.csv"), str(out / "truth.csv"), "--json"]) == 0
     scored = json.loads(capsys.readouterr().out)

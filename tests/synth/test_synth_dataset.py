@@ -21,6 +21,7 @@ def test_layout(synth_dataset: SynthDataset) -> None:
         "dicom",
         "truth.csv",
         "exams.csv",
+        "mimics.csv",
         "synth-config.json",
         "masks",
         "preview.png",
@@ -83,6 +84,31 @@ def test_masks_match_labels(synth_dataset: SynthDataset) -> None:
             for s in SUBTYPES:
                 area = npz[s].reshape(len(uids), -1).sum(axis=1)
                 assert np.array_equal(labels[s].to_numpy() == 1, area >= min_px - 1e-6), s
+
+
+def test_mimics_table_lists_the_mimic_slices(synth_dataset: SynthDataset) -> None:
+    out = synth_dataset.path
+    mimics = pd.read_csv(out / "mimics.csv", dtype={"sop_instance_uid": str})
+    assert list(mimics.columns) == [
+        "sop_instance_uid",
+        "series_instance_uid",
+        "slice",
+        "mimic",
+        "any",
+    ]
+    expect = {
+        (w.sop_instance_uids[k], name)
+        for w in synth_dataset.summary.exams
+        for name, slices in w.mimic_slices.items()
+        for k in slices
+    }
+    assert expect, "the fixture should hold at least one calcification"
+    got = {(r.sop_instance_uid, n) for r in mimics.itertuples() for n in r.mimic.split(";")}
+    assert got == expect
+    truth = read_labels(out / "truth.csv")
+    assert mimics["any"].tolist() == [
+        int(truth.loc[image_id(u), "any"]) for u in mimics["sop_instance_uid"]
+    ]
 
 
 def test_repeat_patient_keeps_identity(synth_dataset: SynthDataset) -> None:

@@ -49,7 +49,8 @@ def synth(
     """Write synthetic axial head CT exams (DICOM with PHI-laden headers) and their truth.
 
     Layout: OUT/dicom/<site>/<patient>/<study>/<series>/*.dcm, OUT/truth.csv
-    (RSNA format), OUT/exams.csv, OUT/synth-config.json.
+    (RSNA format), OUT/exams.csv, OUT/mimics.csv (images holding a calcification
+    mimic: hard negatives that ichkit evaluate scores), OUT/synth-config.json.
     """
 
     from ichkit.synth import SynthConfig, write_dataset

@@ -5,6 +5,9 @@ Layout (the ``ichkit synth`` contract of the design notes)::
     OUT/dicom/<site>/<PatientID>/<StudyInstanceUID>/<SeriesInstanceUID>/*.dcm
     OUT/truth.csv          RSNA labels of every axial image (ichkit.labels format)
     OUT/exams.csv          one row per exam: site, patient, study, series, 6 labels
+    OUT/mimics.csv         one row per axial image holding a calcification mimic
+                           (sop_instance_uid, series_instance_uid, slice, mimic, any):
+                           hard negatives, scored by ``ichkit evaluate``
     OUT/synth-config.json  the frozen SynthConfig
     OUT/masks/<SeriesInstanceUID>.npz   (with masks=True) per-subtype slice masks
     OUT/preview.png        (with preview=True) contact sheet, brain window
@@ -91,7 +94,7 @@ def write_dataset(
         )
     if out.exists() and not out.is_dir():
         raise ConfigError("output exists and is not a folder", path=out, field="OUT")
-    for name in ("dicom", "truth.csv", "exams.csv", "synth-config.json"):
+    for name in ("dicom", "truth.csv", "exams.csv", "mimics.csv", "synth-config.json"):
         if (out / name).exists():
             raise ConfigError(
                 f"output folder already holds a dataset ({name}); choose a new or empty folder",
@@ -156,3 +159,21 @@ def _write_tables(out: Path, results: list[WrittenExam]) -> None:
         }
     )
     atomic_write_text(out / "exams.csv", exams.to_csv(index=False))
+    rows = []
+    for r in results:
+        by_slice: dict[int, list[str]] = {}
+        for name, slices in r.mimic_slices.items():
+            for k in slices:
+                by_slice.setdefault(int(k), []).append(name)
+        for k in sorted(by_slice):
+            rows.append(
+                {
+                    "sop_instance_uid": r.sop_instance_uids[k],
+                    "series_instance_uid": r.series_uid,
+                    "slice": k,
+                    "mimic": ";".join(sorted(by_slice[k])),
+                    "any": int(r.labels[k, -1]),
+                }
+            )
+    columns = ["sop_instance_uid", "series_instance_uid", "slice", "mimic", "any"]
+    atomic_write_text(out / "mimics.csv", pd.DataFrame(rows, columns=columns).to_csv(index=False))
