@@ -13,6 +13,11 @@ Then, as the named baseline, the forward pass of the RSNA 2019 1st-place
 encoder (MONAI SEResNext101 at 256x256, 3 channels, random weights, one model,
 no TTA) on the same study's 32 slices with PyTorch, and prints the ratio.
 
+It also times the whole command as a user runs it, ``ichkit predict STUDY
+--model M.onnx --out preds.csv`` in a fresh process (Python start, imports,
+writing preds.csv and exams.json): wall time, median of ``--cli-repeat`` runs
+after one warm-up run (page cache).
+
 Without ``--model`` a randomly initialised ``demo``-preset model is exported to
 a temporary ONNX file (latency does not depend on the weights).
 """
@@ -83,6 +88,23 @@ def _time_predict(model: Path, study: Path, threads: int, repeat: int) -> dict[s
     return out
 
 
+def _time_cli(model: Path, study: Path, threads: int, repeat: int) -> float:
+    import os
+    import subprocess
+    import sys
+
+    exe = Path(sys.executable).with_name("ichkit")
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    times = []
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [str(exe), "predict", str(study), "--model", str(model), "--out", f"{tmp}/p.csv"]
+        for _ in range(repeat + 1):
+            t = time.perf_counter()
+            subprocess.run(cmd, check=True, env=env, capture_output=True)
+            times.append(time.perf_counter() - t)
+    return statistics.median(times[1:])
+
+
 def _time_seresnext(slices: int, threads: int, repeat: int) -> float:
     import torch
     from monai.networks.nets import SEResNext101
@@ -109,6 +131,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--seresnext-repeat", type=int, default=1)
     parser.add_argument("--no-seresnext", action="store_true")
+    parser.add_argument("--cli-repeat", type=int, default=3, help="0 skips the CLI timing")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     import torch
@@ -117,6 +140,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         model = args.model or _random_model(Path(tmp))
         r = _time_predict(model, args.study, args.threads, args.repeat)
+        cli = (
+            _time_cli(model, args.study, args.threads, args.cli_repeat) if args.cli_repeat else None
+        )
     print(
         f"study: {args.study} ({int(r['slices'])} slices, {int(r['rows'])} px); "
         f"model: {args.model or 'random demo-preset model'}; {args.threads} threads"
@@ -126,6 +152,8 @@ def main() -> None:
         print(f"| {k} | {r[k]:.3f} |")
     print(f"| first call (cold imports) | {r['first_total']:.3f} |")
     print(f"| model load (once) | {r['model_load']:.3f} |")
+    if cli is not None:
+        print(f"| whole `ichkit predict` command, fresh process (wall) | {cli:.3f} |")
     if not args.no_seresnext:
         s = _time_seresnext(int(r["slices"]), args.threads, args.seresnext_repeat)
         print(

@@ -77,3 +77,26 @@ def test_head_box_and_preprocess() -> None:
     assert out.shape == (3, 32, 32) and out.dtype == np.int16 and box2 == box
     assert out[:, 16, 16].tolist() == [40, 40, 40]
     assert out.min() == -1000
+
+
+@pytest.mark.parametrize(
+    ("n_in", "n_out"), [(480, 128), (130, 128), (100, 128), (64, 32), (96, 96)]
+)
+def test_numpy_resize_equals_torch_antialiased_bilinear(n_in: int, n_out: int) -> None:
+    """The torch-free resize used by preprocessing matches torch's antialiased bilinear."""
+    import torch.nn.functional as F  # noqa: N812
+
+    from ichkit.model._preprocess import resize_weights
+
+    x = np.random.default_rng(n_in).normal(0.0, 300.0, (2, n_in, n_in)).astype(np.float32)
+    expect = F.interpolate(
+        torch.from_numpy(x).unsqueeze(1),
+        size=(n_out, n_out),
+        mode="bilinear",
+        align_corners=False,
+        antialias=True,
+    ).squeeze(1)
+    w = resize_weights(n_in, n_out)
+    got = w @ x @ w.T
+    assert np.abs(got - expect.numpy()).max() < 2e-3  # float32 rounding, HU scale 300
+    assert np.allclose(w.sum(axis=1), 1.0, atol=1e-5)

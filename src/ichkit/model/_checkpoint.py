@@ -13,14 +13,16 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from ichkit.labels import LABELS
 from ichkit.model._errors import CheckpointMismatchError, ModelError
 from ichkit.model.config import TrainConfig, resolve_windows
-from ichkit.model.networks import SeriesModel, build_model
+
+if TYPE_CHECKING:  # torch is imported where it is used: the ONNX path runs without it
+    import torch
+
+    from ichkit.model.networks import SeriesModel
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -131,6 +133,8 @@ def save_checkpoint(
     state
         Extra resumable state (optimiser, schedule, best score).
     """
+    import torch
+
     from ichkit._atomic import atomic_open
 
     payload: dict[str, Any] = {
@@ -156,6 +160,8 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     ModelError
         Not found, not a checkpoint, or not an ichkit series model.
     """
+    import torch
+
     p = Path(path)
     if p.is_dir():
         p = p / "best.ckpt"
@@ -198,6 +204,8 @@ def model_from_checkpoint(
     (SeriesModel, TrainConfig, dict)
         The model, its configuration and the checkpoint dict.
     """
+    from ichkit.model.networks import build_model
+
     payload = load_checkpoint(path)
     source = payload["path"]
     check_compatible(payload, source=source, windows=windows, input_size=input_size)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["AIR_HU", "CropBox", "head_box", "preprocess_volume"]
+__all__ = ["AIR_HU", "CropBox", "head_box", "preprocess_volume", "resize_weights"]
 
 #: HU of air, used for padding.
 AIR_HU = -1024
@@ -111,20 +111,42 @@ def preprocess_volume(
     (numpy.ndarray, CropBox)
         int16 HU (slices, size, size) and the crop used (to map outputs back).
     """
-    import torch
-    import torch.nn.functional as F  # noqa: N812
-
     arr = np.asarray(hu)
     if arr.ndim != 3:
         raise ValueError(f"expected a (slices, rows, cols) volume, got shape {arr.shape}")
     if box is None:
         box = head_box(arr)
-    cropped = torch.from_numpy(_crop(arr, box)).unsqueeze(1)
+    cropped = _crop(arr, box)
     if box.side != size:
-        resized = F.interpolate(
-            cropped, size=(size, size), mode="bilinear", align_corners=False, antialias=True
-        )
+        w = resize_weights(box.side, size)
+        # separable: rows then columns, one BLAS product per pass over every slice
+        resized = np.matmul(w, cropped)  # (slices, size, side)
+        resized = np.matmul(resized, w.T)  # (slices, size, size)
     else:
         resized = cropped
-    out = resized.squeeze(1).round_().clamp_(-32768, 32767).numpy().astype(np.int16)
+    out = np.clip(np.rint(resized), -32768, 32767).astype(np.int16)
     return out, box
+
+
+def resize_weights(n_in: int, n_out: int) -> npt.NDArray[np.float32]:
+    """The (n_out, n_in) matrix of a bilinear resize with antialiasing.
+
+    Same weights as ``torch.nn.functional.interpolate(mode="bilinear",
+    antialias=True, align_corners=False)`` (and Pillow's bilinear resize): a
+    triangle filter stretched by the scale when shrinking, normalised per
+    output pixel. Plain numpy, so that inference needs no torch.
+    """
+    scale = n_in / n_out
+    support = scale if scale >= 1.0 else 1.0
+    inv = 1.0 / scale if scale >= 1.0 else 1.0
+    w = np.zeros((n_out, n_in), dtype=np.float64)
+    for i in range(n_out):
+        center = scale * (i + 0.5)
+        lo = max(int(center - support + 0.5), 0)
+        hi = min(int(center + support + 0.5), n_in)
+        j = np.arange(lo, hi)
+        tri = np.clip(1.0 - np.abs((j - center + 0.5) * inv), 0.0, None)
+        total = tri.sum()
+        if total > 0:
+            w[i, lo:hi] = tri / total
+    return w.astype(np.float32)
