@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -61,6 +62,8 @@ def test_synth_progress_bar_and_workers(tmp_path: Path) -> None:
         (["--prevalence", "2"], "ichkit: error: --prevalence: must lie in [0, 1]; got 2.0"),
         (["--size", "8"], "ichkit: error: --size: must be an integer from 32 to 2048; got 8"),
         (["--workers", "0"], "ichkit: error: --workers: must be an integer >= 1; got 0"),
+        (["--subtype-mix", "1,2"], "ichkit: error: --subtype-mix: must be 5 non-negative numbers"),
+        (["--subtype-mix", "lots"], "ichkit: error: --subtype-mix: expected rsna, even or five"),
     ],
 )
 def test_synth_bad_option(
@@ -69,6 +72,21 @@ def test_synth_bad_option(
     rc = main(["synth", str(tmp_path / "x"), "--exams", "1", "--no-progress", *args])
     assert rc == 2
     assert message in capsys.readouterr().err
+
+
+def test_synth_subtype_mix(tmp_path: Path) -> None:
+    """--subtype-mix only epidural: every positive exam is epidural and nothing else."""
+    out = tmp_path / "ds"
+    args = ["--exams", "3", "--size", "64", "--slices", "8", "--prevalence", "1"]
+    assert main(["synth", str(out), *args, "--subtype-mix", "1,0,0,0,0", "--no-progress"]) == 0
+    exams = pd.read_csv(out / "exams.csv")
+    assert exams["any"].sum() >= 1
+    assert (exams["epidural"] == exams["any"]).all()
+    assert (
+        exams[["intraparenchymal", "intraventricular", "subarachnoid", "subdural"]].sum().sum() == 0
+    )
+    cfg = json.loads((out / "synth-config.json").read_text())
+    assert cfg["subtype_weights"] == [1.0, 0.0, 0.0, 0.0, 0.0]
 
 
 def test_synth_refuses_existing_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -33,6 +33,16 @@ def synth(
     prevalence: Annotated[
         float, typer.Option("--prevalence", help="Fraction of exams with hemorrhage (RSNA ~0.4).")
     ] = 0.4,
+    subtype_mix: Annotated[
+        str,
+        typer.Option(
+            "--subtype-mix",
+            metavar="rsna|even|W,W,W,W,W",
+            help="How often each subtype is drawn among hemorrhages: 'rsna' (the RSNA 2019 "
+            "image counts: epidural 2%), 'even', or five weights in the order epidural, "
+            "intraparenchymal, intraventricular, subarachnoid, subdural.",
+        ),
+    ] = "rsna",
     masks: Annotated[
         bool, typer.Option("--masks", help="Also write per-slice lesion masks (OUT/masks/*.npz).")
     ] = False,
@@ -53,8 +63,27 @@ def synth(
     mimic: hard negatives that ichkit evaluate scores), OUT/synth-config.json.
     """
 
-    from ichkit.synth import SynthConfig, write_dataset
+    from ichkit.errors import ConfigError
+    from ichkit.synth import RSNA_SUBTYPE_WEIGHTS, SynthConfig, write_dataset
 
+    mix = subtype_mix.strip().lower()
+    if mix == "rsna":
+        weights: tuple[float, ...] = RSNA_SUBTYPE_WEIGHTS
+    elif mix == "even":
+        weights = (1.0,) * len(RSNA_SUBTYPE_WEIGHTS)
+    else:
+        try:
+            weights = tuple(float(x) for x in mix.split(","))
+        except ValueError:
+            raise ConfigError(
+                f"expected rsna, even or five comma-separated weights; got {subtype_mix!r}",
+                field="--subtype-mix",
+                value=subtype_mix,
+            ) from None
+    try:
+        SynthConfig(subtype_weights=weights)
+    except ConfigError as err:  # name the option the user typed
+        raise ConfigError(err.reason, field="--subtype-mix", value=subtype_mix) from None
     config = SynthConfig(
         exams=exams,
         seed=seed,
@@ -63,6 +92,7 @@ def synth(
         slice_thickness=thickness,
         sites=sites,
         prevalence=prevalence,
+        subtype_weights=weights,
         masks=masks,
     )
     with progress_bar("synthesising exams", enabled=not no_progress, total=exams) as advance:
