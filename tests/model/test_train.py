@@ -62,6 +62,7 @@ def test_two_stage_fits_and_freezes_nothing_it_should_not(
             "encoder_epochs": 30,
             "slice_batch": 16,
             "negative_ratio": 0,
+            "subtype_balance": 0.5,  # exercised here: rare subtypes' slices repeat
             "epochs": 40,
             "lr": 0.01,
             "batch_exams": 6,
@@ -147,3 +148,26 @@ def test_cli_train_and_bad_setting(
         == 2
     )
     assert "dataset folder not found" in capsys.readouterr().err
+
+
+def test_subtype_balance_repeats_rare_subtype_slices() -> None:
+    from types import SimpleNamespace
+
+    from ichkit.model._train import _subtype_repeats
+
+    def ex(rows: list[list[int]]) -> Any:
+        return SimpleNamespace(labels=np.asarray(rows, dtype=np.float32))
+
+    # 8 subdural slices, 2 epidural slices (one of them also subdural), 1 negative
+    sdh = [0, 0, 0, 0, 1, 1]
+    edh = [1, 0, 0, 0, 0, 1]
+    both = [1, 0, 0, 0, 1, 1]
+    neg = [0, 0, 0, 0, 0, 0]
+    train = [ex([sdh] * 7 + [both]), ex([edh, neg])]
+    assert _subtype_repeats(train, 0.0) is None  # type: ignore[arg-type]
+    rep = _subtype_repeats(train, 0.5)  # type: ignore[arg-type]
+    assert rep is not None
+    assert rep[0].tolist() == [1.0] * 7 + [2.0]  # (8 / 2) ** 0.5 for the epidural one
+    assert rep[1].tolist() == [2.0, 1.0]
+    capped = _subtype_repeats(train, 1.0)  # type: ignore[arg-type]
+    assert capped is not None and capped[1].tolist() == [4.0, 1.0]

@@ -792,6 +792,8 @@ def _train_encoder(
         order = rng.permutation(len(train_set)).tolist()
         return [order[i : i + chunk] for i in range(0, len(order), chunk)]
 
+    repeats = _subtype_repeats(train_set, cfg.subtype_balance)
+
     def chunk_slices(epoch: int, c: int, members: Sequence[int]) -> list[tuple[int, int]]:
         labs = [
             (j, k, float(train_set[j].labels[k, -1]))
@@ -801,6 +803,10 @@ def _train_encoder(
         pos = [(j, k) for j, k, y in labs if y > 0.5]
         neg = [(j, k) for j, k, y in labs if y <= 0.5]
         rng = np.random.default_rng(sample_seed(cfg.seed, epoch, c, "slices"))
+        if repeats is not None and pos:
+            r = np.array([repeats[j][k] for j, k in pos])
+            n = np.floor(r).astype(int) + (rng.random(len(r)) < r - np.floor(r))
+            pos = [p for p, times in zip(pos, n.tolist(), strict=True) for _ in range(times)]
         if cfg.negative_ratio > 0:
             keep = max(int(cfg.negative_ratio * len(pos)), cfg.slice_batch // 2)
             if keep < len(neg):
@@ -872,6 +878,33 @@ def _train_encoder(
             seconds,
             n_seen / seconds if seconds > 0 else math.nan,
         )
+
+
+def _subtype_repeats(
+    train_set: Sequence[Example], power: float
+) -> list[npt.NDArray[np.float64]] | None:
+    """Per slice of each series, how many times stage 1 shows it (1 for negatives).
+
+    A positive slice counts ``(n_max / n_s) ** power`` (capped at 4) for the
+    rarest subtype ``s`` it holds, ``n_s`` being the training slices positive
+    for ``s``. None when ``power`` is 0.
+    """
+    if power <= 0 or not train_set:
+        return None
+    n_sub = len(LABELS) - 1
+    counts = np.sum([ex.labels[:, :n_sub].sum(axis=0) for ex in train_set], axis=0)
+    counts = np.asarray(counts, dtype=np.float64)
+    present = counts > 0
+    if not present.any():
+        return None
+    factor = np.ones(n_sub)
+    factor[present] = np.minimum((counts[present].max() / counts[present]) ** power, 4.0)
+    out = []
+    for ex in train_set:
+        lab = ex.labels[:, :n_sub] > 0.5
+        rep = np.where(lab, factor[None, :], 0.0).max(axis=1)
+        out.append(np.where(lab.any(axis=1), rep, 1.0))
+    return out
 
 
 @torch.no_grad()

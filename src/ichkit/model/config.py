@@ -115,6 +115,12 @@ class TrainConfig:
         ``lr``); then the encoder is frozen, slice embeddings are computed once
         (``embedding_views`` views per series: the plain one and augmented ones)
         and the GRU and heads train ``epochs`` epochs on them. 0 = end-to-end.
+    subtype_balance
+        Stage 1 repeats each positive slice ``(n_max / n_s) ** subtype_balance``
+        times (at most 4; fractions drawn at random), where ``n_s`` counts the
+        training slices positive for its rarest subtype ``s`` and ``n_max``
+        those of the commonest: rare subtypes (epidural: 2 % of RSNA's
+        positive images) are seen more often. 0 = off.
     """
 
     preset: str = "custom"
@@ -156,6 +162,7 @@ class TrainConfig:
     encoder_lr: float = 0.0
     negative_ratio: float = 3.0
     embedding_views: int = 2
+    subtype_balance: float = 0.0
 
     def __post_init__(self) -> None:
         _check(self)
@@ -207,6 +214,8 @@ def _check(cfg: TrainConfig) -> None:
     for name in ("slice_batch", "embedding_views"):
         if getattr(cfg, name) < 1:
             raise bad(name, "at least 1")
+    if not 0.0 <= cfg.subtype_balance <= 1.0:
+        raise bad("subtype_balance", "in [0, 1]")
     if cfg.encoder_lr < 0 or cfg.negative_ratio < 0:
         raise bad("encoder_lr" if cfg.encoder_lr < 0 else "negative_ratio", ">= 0")
     for name in ("train_slices", "threads", "workers", "max_exams", "encoder_epochs"):
