@@ -100,3 +100,20 @@ def test_numpy_resize_equals_torch_antialiased_bilinear(n_in: int, n_out: int) -
     got = w @ x @ w.T
     assert np.abs(got - expect.numpy()).max() < 2e-3  # float32 rounding, HU scale 300
     assert np.allclose(w.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_intracranial_mask() -> None:
+    from ichkit.model._gradcam import intracranial_mask
+
+    yy, xx = np.mgrid[0:64, 0:64]
+    r = np.hypot(yy - 32, xx - 32)
+    hu = np.full((64, 64), -1000.0)
+    hu[r < 28] = 1000.0  # skull
+    hu[r < 24] = 35.0  # brain
+    cavity = intracranial_mask(hu)
+    assert cavity[32, 32] and cavity[32, 32 + 22]  # brain, up to the inner table
+    assert not cavity[32, 32 + 25] and not cavity[0, 0]  # bone, air
+    assert cavity.sum() < (r < 24).sum()  # the bone margin is excluded
+    open_ring = hu.copy()
+    open_ring[30:35, 50:64] = 35.0  # a gap in the skull: no closed cavity
+    assert np.array_equal(intracranial_mask(open_ring), open_ring > -300)

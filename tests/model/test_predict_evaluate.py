@@ -56,7 +56,12 @@ def test_predict_checkpoint_equals_onnx_and_heatmaps(
     b = predict_studies([study], tiny_run, out_csv=tmp_path / "b" / "p.csv")
     assert abs(a.series[0].image_probs - b.series[0].image_probs).max() < 1e-4
     assert a.heatmaps is not None and a.heatmaps["written"] == 8
-    assert a.heatmaps["peak_in_lesion"]["slices_with_lesion"] == 3
+    pl = a.heatmaps["peak_in_lesion"]
+    assert pl["slices_with_lesion"] == 3
+    assert 0 <= pl["peaks_inside"] <= pl["peaks_within_5_mm"] <= 3
+    scored = [e for e in a.heatmaps["images"] if "peak_distance_mm" in e]
+    assert len(scored) == 3
+    assert all((e["peak_distance_mm"] == 0.0) == e["peak_in_lesion"] for e in scored)
     assert len(list((tmp_path / "heat").rglob("*.png"))) == 8
 
 
@@ -171,3 +176,18 @@ def test_predict_on_synth_studies_scores(
     )
     capsys.readouterr()
     assert main(["score", str(out), str(synth / "truth.csv")]) == 0, capsys.readouterr().err
+
+
+def test_gradcam_methods(tiny_run: Path) -> None:
+    import numpy as np
+
+    from ichkit.model import gradcam, model_from_checkpoint
+
+    model, cfg, _ = model_from_checkpoint(tiny_run)
+    hu = np.random.default_rng(0).normal(30.0, 20.0, (5, cfg.input_size, cfg.input_size))
+    for method in ("layercam", "gradcam"):
+        cams = gradcam(model, hu.astype(np.float32), [1, 3], method=method)
+        assert cams.shape == (2, cfg.input_size, cfg.input_size)
+        assert cams.min() >= 0.0 and cams.max() <= 1.0 + 1e-6
+    with pytest.raises(ValueError, match="unknown method"):
+        gradcam(model, hu.astype(np.float32), [1], method="saliency")

@@ -310,7 +310,7 @@ def predict(
         pl = result.heatmaps["peak_in_lesion"]
         typer.echo(
             f"heatmap peak inside the lesion: {pl['peaks_inside']} of "
-            f"{pl['slices_with_lesion']} slices"
+            f"{pl['slices_with_lesion']} slices; within 5 mm of it: {pl['peaks_within_5_mm']}"
         )
 
 
