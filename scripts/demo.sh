@@ -73,7 +73,7 @@ step "9. The challenge: predict the exported test set and score it"
 step "10. Read fresh studies (never catalogued) with the ONNX model, score them, and check where the model looks"
 "$ichkit" synth "$out/fresh" --exams 4 --seed $((seed + 1)) --size "$size" --prevalence 1.0 \
   --subtype-mix "$mix" --masks --no-progress
-# Grad-CAM overlays of the positive slices; --masks scores each heatmap's peak
+# Grad-CAM style (LayerCAM) overlays of the positive slices; --masks scores each heatmap's peak
 # against the known lesion (the ONNX model's best.ckpt beside it gives the gradients).
 "$ichkit" predict "$out"/fresh/dicom/*/*/* --model "$out/model/model.onnx" \
   --out "$out/fresh/preds.csv" --heatmaps "$out/fresh/heatmaps" --masks "$out/fresh/masks"
@@ -82,6 +82,7 @@ step "10. Read fresh studies (never catalogued) with the ONNX model, score them,
 elapsed=$(( $(date +%s) - start ))
 step "Done in ${elapsed}s"
 cat >&2 <<EOF
+Outputs:
 Synthetic exams:   $out/synth (preview: $out/synth/preview.png)
 De-identified:     $out/deid (reports: $out/deid/*/deid-report.csv)
 Catalog:           $out/catalog.db (QC: $out/qc.csv)
@@ -94,3 +95,6 @@ Challenge score:   $out/challenge/score.txt
 Fresh studies:     $out/fresh/preds.csv, exams.json (heatmaps: $out/fresh/heatmaps)
 Not for clinical use: the model was trained on synthetic data only.
 EOF
+
+step "Evaluation summary (model's held-out split: exams never seen in training)"
+cat "$out/evaluation.txt"
