@@ -13,10 +13,14 @@ import os
 from typing import Any
 
 __all__ = [
+    "CheckpointMismatchError",
     "ConfigError",
+    "CurationError",
+    "DatasetError",
     "DicomError",
     "IchkitError",
     "LabelsError",
+    "ModelError",
     "NoPixelDataError",
     "NotDicomError",
     "PixelDecodeError",
@@ -100,3 +104,19 @@ class PixelDecodeError(DicomError):
 
 class SeriesError(DicomError):
     """Files cannot be assembled into one series (none readable, several series mixed)."""
+
+
+class CurationError(IchkitError):
+    """A curation step (QC, split, export, statistics) cannot run as asked."""
+
+
+class ModelError(IchkitError):
+    """A model file (checkpoint or ONNX) cannot be used."""
+
+
+class CheckpointMismatchError(ModelError):
+    """A model was made for another label order, window set or input size."""
+
+
+class DatasetError(IchkitError):
+    """A training or evaluation dataset cannot be found or used."""

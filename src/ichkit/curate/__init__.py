@@ -12,7 +12,6 @@ Examples
 
 from __future__ import annotations
 
-from ichkit.curate.errors import CurationError
 from ichkit.curate.qc import QCConfig, QCReason, QCReport, qc_table, run_qc, write_qc_csv
 from ichkit.curate.rsna import RSNA_FILES, ExportReport, export_rsna, import_rsna
 from ichkit.curate.selection import SeriesCandidate, choose_series, is_contrast, series_rank
@@ -26,6 +25,7 @@ from ichkit.curate.split import (
     write_split_outputs,
 )
 from ichkit.curate.stats import LabelStatistics, label_statistics, plot_distribution, write_stats
+from ichkit.errors import CurationError
 
 __all__ = [
     "RSNA_FILES",

@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine, delete, func, insert, select, update
 
 from ichkit.catalog import Instance, Patient, QCFinding, Series, Site, Study
-from ichkit.curate.errors import CurationError
 from ichkit.curate.selection import SeriesCandidate, choose_series, is_contrast
+from ichkit.errors import CurationError
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -38,7 +38,7 @@ from ichkit.catalog import (
     label_sources,
     read_image_labels,
 )
-from ichkit.curate.errors import CurationError
+from ichkit.errors import CurationError
 from ichkit.labels import LABELS
 
 if TYPE_CHECKING:

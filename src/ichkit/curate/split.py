@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine, delete, insert, select
 
 from ichkit.catalog import Split, SplitMember, Subset, read_exam_labels
-from ichkit.curate.errors import CurationError
+from ichkit.errors import CurationError
 from ichkit.labels import LABELS
 
 if TYPE_CHECKING:

@@ -31,7 +31,7 @@ from ichkit.catalog import (
     Study,
     get_label_source,
 )
-from ichkit.curate.errors import CurationError
+from ichkit.errors import CurationError
 from ichkit.labels import LABELS
 
 if TYPE_CHECKING:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ichkit.model._errors import CheckpointMismatchError, DatasetError, ModelError
+from ichkit.errors import CheckpointMismatchError, DatasetError, ModelError
 from ichkit.model.config import PRESETS, TrainConfig, load_config, resolve_windows
 
 if TYPE_CHECKING:

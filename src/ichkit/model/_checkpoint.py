@@ -15,8 +15,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ichkit.errors import CheckpointMismatchError, ModelError
 from ichkit.labels import LABELS
-from ichkit.model._errors import CheckpointMismatchError, ModelError
 from ichkit.model.config import TrainConfig, resolve_windows
 
 if TYPE_CHECKING:  # torch is imported where it is used: the ONNX path runs without it

@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
+from ichkit.errors import DatasetError
 from ichkit.labels import LABELS, image_id
-from ichkit.model._errors import DatasetError
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ichkit.model._errors import ModelError
+from ichkit.errors import ModelError
 from ichkit.model._preprocess import CropBox, preprocess_volume
 
 __all__ = ["gradcam", "intracranial_mask", "to_original", "write_heatmaps"]

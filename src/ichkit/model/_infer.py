@@ -23,8 +23,8 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from ichkit.errors import ModelError
 from ichkit.labels import LABELS, image_id
-from ichkit.model._errors import ModelError
 from ichkit.model._preprocess import CropBox, preprocess_volume
 
 __all__ = [

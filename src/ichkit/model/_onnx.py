@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ichkit.model._errors import ModelError
+from ichkit.errors import ModelError
 
 __all__ = ["export_onnx", "read_onnx_meta"]
 

@@ -351,7 +351,7 @@ def evaluate_model(
     sets = load_split(cfg, cache_dir=cache, splits=splits, progress=progress)
     examples = sets[split]
     if not examples:
-        from ichkit.model._errors import DatasetError
+        from ichkit.errors import DatasetError
 
         raise DatasetError(
             f"the {split} split is empty", path=cfg.data, field="--split", value=split

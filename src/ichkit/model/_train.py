@@ -27,6 +27,7 @@ import numpy.typing as npt
 import torch
 import torch.nn.functional as F  # noqa: N812
 
+from ichkit.errors import DatasetError
 from ichkit.labels import LABEL_WEIGHTS, LABELS
 from ichkit.model._augment import SeriesAugment, sample_seed
 from ichkit.model._cache import CachedSeries
@@ -36,7 +37,6 @@ from ichkit.model._checkpoint import (
     model_meta,
     save_checkpoint,
 )
-from ichkit.model._errors import DatasetError
 from ichkit.model._metrics import auc, weighted_log_loss
 from ichkit.model._preprocess import AIR_HU
 from ichkit.model.config import TrainConfig, config_to_toml
@@ -454,7 +454,7 @@ def _resume_state(resume: Path, cfg: TrainConfig) -> dict[str, Any]:
         payload, source=payload["path"], windows=meta["windows"], input_size=cfg.input_size
     )
     if "train_state" not in payload:
-        from ichkit.model._errors import ModelError
+        from ichkit.errors import ModelError
 
         raise ModelError(
             "checkpoint has no optimiser state to resume from (use the run's last.ckpt)",
