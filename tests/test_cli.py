@@ -95,3 +95,10 @@ def test_console_script_runs() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "Usage" in result.stdout
+
+
+def test_cli_default_db_is_the_catalog_default() -> None:
+    from ichkit.catalog import DEFAULT_URL
+    from ichkit.cli._options import DEFAULT_DB
+
+    assert DEFAULT_DB == DEFAULT_URL

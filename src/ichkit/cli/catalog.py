@@ -8,16 +8,10 @@ from typing import Annotated
 import typer
 
 from ichkit.cli import app
+from ichkit.cli._options import DEFAULT_DB, DbOption, NoProgressOption
 from ichkit.cli._progress import progress_bar
 
-__all__ = ["DB_HELP", "DEFAULT_DB", "labels_app"]
-
-#: Same as :data:`ichkit.catalog.DEFAULT_URL` (not imported: it would load SQLAlchemy).
-DEFAULT_DB = "sqlite:///ichkit.db"
-DB_HELP = (
-    "Catalog database URL: sqlite:///FILE (default sqlite:///ichkit.db in the working "
-    "folder) or postgresql+psycopg2://USER@HOST/DB."
-)
+__all__ = ["labels_app"]
 
 labels_app = typer.Typer(
     help="Labels in the catalog: import a labels CSV as a label source.", no_args_is_help=True
@@ -54,7 +48,7 @@ def ingest_command(
         Path, typer.Argument(help="Folder of DICOM files (any depth, any names).")
     ],
     site: Annotated[str, typer.Option("--site", help="Name of the site the files come from.")],
-    db: Annotated[str, typer.Option("--db", help=DB_HELP)] = DEFAULT_DB,
+    db: DbOption = DEFAULT_DB,
     workers: Annotated[
         int, typer.Option("--workers", help="Worker processes (0: one per CPU).")
     ] = 0,
@@ -77,9 +71,7 @@ def ingest_command(
             "--report", help="Write unreadable/changed files and UID collisions to this CSV."
         ),
     ] = None,
-    no_progress: Annotated[
-        bool, typer.Option("--no-progress", help="Hide the progress bar.")
-    ] = False,
+    no_progress: NoProgressOption = False,
 ) -> int:
     """Catalog every DICOM file under DIRECTORY for a site (header only, parallel, idempotent).
 
@@ -126,7 +118,7 @@ def labels_import_command(
     kind: Annotated[
         str, typer.Option("--kind", help="Kind of source: reader, import or model.")
     ] = "import",
-    db: Annotated[str, typer.Option("--db", help=DB_HELP)] = DEFAULT_DB,
+    db: DbOption = DEFAULT_DB,
     strict: Annotated[
         bool, typer.Option("--strict", help="Fail when a labelled image is not in the catalog.")
     ] = False,

@@ -8,15 +8,15 @@ from typing import Annotated
 import typer
 
 from ichkit.cli import app
+from ichkit.cli._options import DEFAULT_DB, DbOption, NoProgressOption
 from ichkit.cli._progress import progress_bar
-from ichkit.cli.catalog import DB_HELP, DEFAULT_DB
 
 __all__: list[str] = []
 
 
 @app.command("qc")
 def qc_command(
-    db: Annotated[str, typer.Option("--db", help=DB_HELP)] = DEFAULT_DB,
+    db: DbOption = DEFAULT_DB,
     out: Annotated[Path, typer.Option("--out", help="CSV of every series and its QC.")] = Path(
         "qc.csv"
     ),
@@ -27,9 +27,7 @@ def qc_command(
         int, typer.Option("--sample-reads", help="Slices per series whose pixel data is decoded.")
     ] = 1,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the sampled slices.")] = 0,
-    no_progress: Annotated[
-        bool, typer.Option("--no-progress", help="Hide the progress bar.")
-    ] = False,
+    no_progress: NoProgressOption = False,
 ) -> int:
     """Check every catalogued series and choose one series per study.
 
@@ -75,7 +73,7 @@ def import_rsna_command(
         Path | None,
         typer.Option("--labels", help="Long labels CSV (stage_2_train.csv); omit for test images."),
     ] = None,
-    db: Annotated[str, typer.Option("--db", help=DB_HELP)] = DEFAULT_DB,
+    db: DbOption = DEFAULT_DB,
     site: Annotated[str, typer.Option("--site", help="Site name for the images.")] = "rsna",
     source: Annotated[
         str, typer.Option("--source", help="Label source name for the labels.")
@@ -83,9 +81,7 @@ def import_rsna_command(
     workers: Annotated[
         int, typer.Option("--workers", help="Worker processes (0: one per CPU).")
     ] = 0,
-    no_progress: Annotated[
-        bool, typer.Option("--no-progress", help="Hide the progress bar.")
-    ] = False,
+    no_progress: NoProgressOption = False,
 ) -> int:
     """Import the Kaggle RSNA 2019 layout: a flat folder of ID_*.dcm and the long labels CSV.
 
@@ -122,16 +118,14 @@ def import_rsna_command(
 @app.command("export")
 def export_command(
     out: Annotated[Path, typer.Option("--out", help="Output folder (RSNA stage 2 layout).")],
-    db: Annotated[str, typer.Option("--db", help=DB_HELP)] = DEFAULT_DB,
+    db: DbOption = DEFAULT_DB,
     split: Annotated[
         str | None, typer.Option("--split", help="Stored split: test patients go to stage_2_test.")
     ] = None,
     source: Annotated[
         str | None, typer.Option("--source", help="Label source (default: the only one).")
     ] = None,
-    no_progress: Annotated[
-        bool, typer.Option("--no-progress", help="Hide the progress bar.")
-    ] = False,
+    no_progress: NoProgressOption = False,
 ) -> int:
     """Export labelled images in the RSNA layout, plus exams.csv.
 
@@ -156,7 +150,7 @@ def export_command(
 
 @app.command("split")
 def split_command(
-    db: Annotated[str, typer.Option("--db", help=DB_HELP)] = DEFAULT_DB,
+    db: DbOption = DEFAULT_DB,
     test: Annotated[
         float, typer.Option("--test", help="Fraction of patients in the test set.")
     ] = 0.2,
@@ -233,7 +227,7 @@ def split_command(
 @app.command("stats")
 def stats_command(
     out: Annotated[Path, typer.Option("--out", help="Folder for the CSV tables and PNG figures.")],
-    db: Annotated[str, typer.Option("--db", help=DB_HELP)] = DEFAULT_DB,
+    db: DbOption = DEFAULT_DB,
     split: Annotated[
         str | None, typer.Option("--split", help="Stored split to compare (train vs test).")
     ] = None,

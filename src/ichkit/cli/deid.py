@@ -15,6 +15,7 @@ import typer
 from typer.core import TyperGroup
 
 from ichkit.cli import app
+from ichkit.cli._options import NoProgressOption
 
 
 class _DefaultRunGroup(TyperGroup):
@@ -86,9 +87,7 @@ def run_command(
     fsync: Annotated[
         bool, typer.Option("--fsync", help="fsync every output before its rename.")
     ] = False,
-    no_progress: Annotated[
-        bool, typer.Option("--no-progress", help="Hide the progress bar.")
-    ] = False,
+    no_progress: NoProgressOption = False,
 ) -> None:
     """De-identify every DICOM file under SRC into DST (exit 0; 3 if any was quarantined)."""
     import csv

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from ichkit.cli import app
+from ichkit.cli._options import NoProgressOption
 from ichkit.cli._progress import progress_bar
 
 dicom_app = typer.Typer(help="Inspect DICOM files and series.", no_args_is_help=True)
@@ -25,9 +26,7 @@ def ls(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print JSON (with file lists) instead.")
     ] = False,
-    no_progress: Annotated[
-        bool, typer.Option("--no-progress", help="Hide the progress bar.")
-    ] = False,
+    no_progress: NoProgressOption = False,
     workers: Annotated[
         int,
         typer.Option(

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from ichkit.cli import app
+from ichkit.cli._options import NoProgressOption
 from ichkit.cli._progress import progress_bar
 
 
@@ -52,9 +53,7 @@ def synth(
     preview: Annotated[
         bool, typer.Option("--preview", help="Write OUT/preview.png (brain window 40/80).")
     ] = False,
-    no_progress: Annotated[
-        bool, typer.Option("--no-progress", help="Hide the progress bar.")
-    ] = False,
+    no_progress: NoProgressOption = False,
 ) -> None:
     """Write synthetic axial head CT exams (DICOM with PHI-laden headers) and their truth.
 
