@@ -14,7 +14,12 @@ import torch
 from ichkit.model import load_config, train_model
 
 SETTINGS = [
-    "epochs=2",
+    # fp32: with precision=auto a CPU with native bf16 (AVX-512 BF16) autocasts to bf16,
+    # whose rounding (~3 digits) swamps the comparison of 1 vs 2 processes
+    "precision=fp32",
+    # one epoch = 2 optimiser steps: each further step lets Adam turn more float
+    # rounding into whole steps (see below) and the losses drift apart with it
+    "epochs=1",
     "batch_exams=4",
     "augment=true",
     "train_slices=6",
@@ -60,14 +65,20 @@ def test_torchrun_two_processes_equal_one(
     one = torch.load(single.last_checkpoint, weights_only=True)
     two = torch.load(tmp_path / "two" / "last.ckpt", weights_only=True)
     assert two["config"]["batch_exams"] == 4
-    worst = max(
-        float((one["state_dict"][k].float() - two["state_dict"][k].float()).abs().max())
-        for k in one["state_dict"]
-    )
     # Same batches, same augmentation, BatchNorm statistics over the global batch: only
-    # float summation order differs (all-reduce vs one sum), which Adam's normalised step
-    # can grow to ~1e-3 on weights whose gradient is near zero (6 steps at lr 3e-3).
-    assert worst < 2e-3, worst
+    # float summation order differs (all-reduce vs one sum). Adam's first steps move
+    # every weight by about +-lr whatever the size of its gradient, so the few weights
+    # whose gradient is at the level of float rounding may step the other way (2 x lr):
+    # on a 2-core AVX-512 machine 4 of 87,354 did. A DDP error (unsynchronised gradients
+    # or BatchNorm statistics) changes a large share of the weights.
+    moved = total = 0
+    for k, w1 in one["state_dict"].items():
+        if not w1.is_floating_point():
+            continue
+        diff = (w1.float() - two["state_dict"][k].float()).abs()
+        moved += int((diff > 1e-4).sum())
+        total += diff.numel()
+    assert moved <= 1e-3 * total, (moved, total)
     rows1 = list(csv.DictReader((tmp_path / "one" / "metrics.csv").read_text().splitlines()))
     rows2 = list(csv.DictReader((tmp_path / "two" / "metrics.csv").read_text().splitlines()))
     for r1, r2 in zip(rows1, rows2, strict=True):
