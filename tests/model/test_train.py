@@ -15,26 +15,23 @@ from ichkit.model._metrics import auc
 from ichkit.model._train import load_split, predict_examples
 
 
-def test_overfits_a_few_exams(tmp_path: Path, dataset_factory: Any) -> None:
+def _fit_six_exams(
+    tmp_path: Path, dataset_factory: Any, overrides: dict[str, Any]
+) -> tuple[Any, list[dict[str, str]], float, float]:
+    """Train on 6 tiny exams, all in train; return (config, metrics rows, image AUC, exam AUC).
+
+    The AUCs are for ``any`` on those same training exams: this measures fitting,
+    not generalising.
+    """
     data = dataset_factory(tmp_path / "ds", exams=6, size=32, slices=8, seed=3)
     split = tmp_path / "split.csv"
-    # all six exams in train (no val): this measures fitting, not generalising
     split.write_text("patient_id,split\n" + "".join(f"P{i:04d},train\n" for i in range(6)))
     cfg = load_config(
         preset="tiny",
-        overrides={
-            "data": str(data),
-            "split_file": str(split),
-            "epochs": 50,
-            "lr": 0.01,
-            "batch_exams": 6,
-        },
+        overrides={"data": str(data), "split_file": str(split), **overrides},
     )
     result = train_model(cfg, out=tmp_path / "run")
     rows = list(csv.DictReader((tmp_path / "run" / "metrics.csv").read_text().splitlines()))
-    losses = [float(r["train_loss"]) for r in rows]
-    assert len(rows) == 50
-    assert losses[-1] < 0.5 * losses[0]
     model, cfg2, _ = model_from_checkpoint(result.last_checkpoint)
     examples = load_split(cfg2, cache_dir=tmp_path / "run" / "cache", splits=("train",))["train"]
     preds = predict_examples(model, examples, device=model.window_low.device)
@@ -42,8 +39,18 @@ def test_overfits_a_few_exams(tmp_path: Path, dataset_factory: Any) -> None:
     image_any = np.concatenate([p[:, -1] for p, _ in preds])
     exam_truth = [ex.labels[:, -1].max() for ex in examples]
     exam_any = [e[-1] for _, e in preds]
-    assert auc(exam_truth, exam_any) == 1.0
-    assert auc(image_truth, image_any) == 1.0
+    return cfg2, rows, auc(image_truth, image_any), auc(exam_truth, exam_any)
+
+
+def test_overfits_a_few_exams(tmp_path: Path, dataset_factory: Any) -> None:
+    _, rows, image_auc, exam_auc = _fit_six_exams(
+        tmp_path, dataset_factory, {"epochs": 50, "lr": 0.01, "batch_exams": 6}
+    )
+    losses = [float(r["train_loss"]) for r in rows]
+    assert len(rows) == 50
+    assert losses[-1] < 0.5 * losses[0]
+    assert exam_auc == 1.0
+    assert image_auc == 1.0
 
 
 def test_two_stage_fits_and_freezes_nothing_it_should_not(
@@ -51,14 +58,10 @@ def test_two_stage_fits_and_freezes_nothing_it_should_not(
 ) -> None:
     # Stage 1 trains the encoder on shuffled slices, stage 2 the GRU and heads on
     # frozen embeddings; together they must fit a few exams like end-to-end training.
-    data = dataset_factory(tmp_path / "ds", exams=6, size=32, slices=8, seed=3)
-    split = tmp_path / "split.csv"
-    split.write_text("patient_id,split\n" + "".join(f"P{i:04d},train\n" for i in range(6)))
-    cfg = load_config(
-        preset="tiny",
-        overrides={
-            "data": str(data),
-            "split_file": str(split),
+    cfg2, rows, image_auc, exam_auc = _fit_six_exams(
+        tmp_path,
+        dataset_factory,
+        {
             "encoder_epochs": 30,
             "slice_batch": 16,
             "negative_ratio": 0,
@@ -68,19 +71,10 @@ def test_two_stage_fits_and_freezes_nothing_it_should_not(
             "batch_exams": 6,
         },
     )
-    result = train_model(cfg, out=tmp_path / "run")
-    rows = list(csv.DictReader((tmp_path / "run" / "metrics.csv").read_text().splitlines()))
     assert len(rows) == 40
-    model, cfg2, _ = model_from_checkpoint(result.last_checkpoint)
     assert cfg2.encoder_epochs == 30
-    examples = load_split(cfg2, cache_dir=tmp_path / "run" / "cache", splits=("train",))["train"]
-    preds = predict_examples(model, examples, device=model.window_low.device)
-    image_truth = np.concatenate([ex.labels[:, -1] for ex in examples])
-    image_any = np.concatenate([p[:, -1] for p, _ in preds])
-    exam_truth = [ex.labels[:, -1].max() for ex in examples]
-    exam_any = [e[-1] for _, e in preds]
-    assert auc(exam_truth, exam_any) == 1.0
-    assert auc(image_truth, image_any) > 0.95
+    assert exam_auc == 1.0
+    assert image_auc > 0.95
 
 
 def test_run_folder_and_resume(tiny_dataset: Path, tmp_path: Path) -> None:

@@ -666,11 +666,7 @@ def _train(
                 else:
                     optimizer.step()
                 scheduler.step()
-                batch_loss = float(loss.detach()) / dist.world
-                if dist.world > 1:
-                    t = torch.tensor([batch_loss], device=dist.device)
-                    torch.distributed.all_reduce(t)
-                    batch_loss = float(t)
+                batch_loss = _batch_loss(loss, dist)
                 losses.append(batch_loss)
                 n_seen += n_images
                 emit(ProgressEvent("step", epoch=epoch, loss=batch_loss))
@@ -743,6 +739,16 @@ def _train(
 
 
 # --------------------------------------------------------------------------- two-stage
+
+
+def _batch_loss(loss: torch.Tensor, dist: _Dist) -> float:
+    """The whole batch's loss from this process's share (scaled by the world size)."""
+    value = float(loss.detach()) / dist.world
+    if dist.world > 1:
+        t = torch.tensor([value], device=dist.device)
+        torch.distributed.all_reduce(t)
+        value = float(t)
+    return value
 
 
 def _allreduce_grads(params: Sequence[torch.nn.Parameter], dist: _Dist) -> None:
@@ -861,11 +867,7 @@ def _train_encoder(
                     torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
                 optimizer.step()
                 scheduler.step()
-                batch_loss = float(loss.detach()) / dist.world
-                if dist.world > 1:
-                    t = torch.tensor([batch_loss], device=dist.device)
-                    torch.distributed.all_reduce(t)
-                    batch_loss = float(t)
+                batch_loss = _batch_loss(loss, dist)
                 losses.append(batch_loss)
                 n_seen += len(step)
                 emit(ProgressEvent("step", epoch=epoch, loss=batch_loss))
