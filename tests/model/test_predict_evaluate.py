@@ -191,3 +191,16 @@ def test_gradcam_methods(tiny_run: Path) -> None:
         assert cams.min() >= 0.0 and cams.max() <= 1.0 + 1e-6
     with pytest.raises(ValueError, match="unknown method"):
         gradcam(model, hu.astype(np.float32), [1], method="saliency")
+
+
+def test_mimics_table(tmp_path: Path) -> None:
+    from ichkit.errors import DatasetError
+    from ichkit.model._report import _mimic_images
+
+    assert _mimic_images(tmp_path) is None  # no table: not scored
+    (tmp_path / "mimics.csv").write_text("sop_instance_uid,mimic\n1.2.3,pineal\nID_ab,choroid\n")
+    assert _mimic_images(tmp_path) == {"1.2.3", "ab"}
+    (tmp_path / "mimics.csv").write_text("uid,mimic\n1.2.3,pineal\n")
+    with pytest.raises(DatasetError, match="no 'sop_instance_uid' column") as err:
+        _mimic_images(tmp_path)
+    assert "mimics.csv" in str(err.value) and "columns" in str(err.value)

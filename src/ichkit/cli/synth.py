@@ -80,20 +80,22 @@ def synth(
                 value=subtype_mix,
             ) from None
     try:
-        SynthConfig(subtype_weights=weights)
-    except ConfigError as err:  # name the option the user typed
+        config = SynthConfig(
+            exams=exams,
+            seed=seed,
+            size=size,
+            slices=slices,
+            slice_thickness=thickness,
+            sites=sites,
+            prevalence=prevalence,
+            subtype_weights=weights,
+            masks=masks,
+        )
+    except ConfigError as err:
+        if err.field != "subtype_weights":
+            raise
+        # name the option the user typed
         raise ConfigError(err.reason, field="--subtype-mix", value=subtype_mix) from None
-    config = SynthConfig(
-        exams=exams,
-        seed=seed,
-        size=size,
-        slices=slices,
-        slice_thickness=thickness,
-        sites=sites,
-        prevalence=prevalence,
-        subtype_weights=weights,
-        masks=masks,
-    )
     with progress_bar("synthesising exams", enabled=not no_progress, total=exams) as advance:
         reported = 0
 

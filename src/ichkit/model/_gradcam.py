@@ -218,6 +218,8 @@ def write_heatmaps(
     threshold: float = 0.5,
 ) -> dict[str, Any]:
     """Write overlays of positive slices; return a summary (peak-in-lesion rate with masks)."""
+    from scipy import ndimage
+
     from ichkit.model._infer import TorchPredictor
 
     model_path = Path(predictor.path)
@@ -265,8 +267,6 @@ def write_heatmaps(
                 inside = bool(lesion[i, r, c])
                 entry["peak_in_lesion"] = inside
                 if lesion[i].any():
-                    from scipy import ndimage
-
                     mm = (
                         float(np.mean(series.spacing[1:]))
                         if np.isfinite(series.spacing[1])

@@ -265,35 +265,30 @@ Exam-level weighted log loss: {_fmt(m["exam_log_loss"], m["exam_log_loss_ci"])}<
 
 
 def _mimic_images(data_root: Path) -> set[str] | None:
-    """Image ids of slices with a calcification mimic, from a synth output if it lists them."""
+    """Image ids of the slices listed in ``mimics.csv`` (``ichkit synth`` output), or None.
+
+    Raises
+    ------
+    DatasetError
+        The file has no ``sop_instance_uid`` column.
+    """
     import csv
 
-    for name in ("mimics.csv", "images.csv"):
-        path = data_root / name
-        if not path.is_file():
-            continue
-        with path.open(encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            fields = reader.fieldnames or []
-            uid_col = next(
-                (
-                    f
-                    for f in fields
-                    if f.lower() in ("sop_instance_uid", "sopinstanceuid", "image_id")
-                ),
-                None,
+    from ichkit.errors import DatasetError
+
+    path = data_root / "mimics.csv"
+    if not path.is_file():
+        return None
+    with path.open(encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle)
+        if "sop_instance_uid" not in (reader.fieldnames or []):
+            raise DatasetError(
+                "calcification table has no 'sop_instance_uid' column",
+                path=path,
+                field="columns",
+                value=reader.fieldnames,
             )
-            mimic_col = next(
-                (f for f in fields if "mimic" in f.lower() or "calc" in f.lower()), None
-            )
-            if uid_col is None or mimic_col is None:
-                continue
-            return {
-                image_id(row[uid_col])
-                for row in reader
-                if str(row[mimic_col]).strip() not in ("", "0", "False", "false", "[]", "none")
-            }
-    return None
+        return {image_id(row["sop_instance_uid"]) for row in reader}
 
 
 def evaluate_model(
