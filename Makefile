@@ -44,8 +44,14 @@ bench: setup
 	$(PY) benchmarks/bench_synth.py
 	$(PY) benchmarks/bench_deid.py --files 720 --repeat 3
 	$(PY) benchmarks/bench_dataset.py --files 4000 --exams 25000
-	$(PY) benchmarks/bench_cache.py
+	rm -rf .bench-data && $(VENV)/bin/ichkit synth .bench-data --exams 40 --seed 1 --size 128 \
+	  --masks --workers 2 --no-progress
+	$(PY) benchmarks/bench_cache.py .bench-data --exams 40 --workers 2
 	$(PY) benchmarks/bench_model.py
+	@if [ -f $(ICHKIT_DEMO_DIR)/model/best.ckpt ]; then \
+	  $(PY) benchmarks/bench_heatmaps.py --model $(ICHKIT_DEMO_DIR)/model/best.ckpt --data .bench-data; \
+	else echo "bench_heatmaps: skipped (run make demo first: it needs a trained model)"; fi
+	rm -rf .bench-data
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(ICHKIT_DEMO_DIR)
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .bench-data $(ICHKIT_DEMO_DIR)
