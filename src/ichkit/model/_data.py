@@ -5,6 +5,10 @@ Two layouts are read as they are, without conversion:
 * an ``ichkit synth`` output: ``truth.csv`` + ``dicom/<site>/<patient>/<study>/<series>/*.dcm``;
 * the RSNA Kaggle layout: ``stage_2_train.csv`` + a flat ``stage_2_train/`` of
   ``ID_*.dcm`` (also ``stage_1_train``), as the ``ichkit curate`` export writes it.
+  Where the test images come with their truth (``stage_2_test/`` +
+  ``stage_2_test_truth.csv``, as an ``ichkit export`` of a split writes them for
+  the organiser), they are the test split: the exams of the curated test set,
+  never trained on.
 
 Files are grouped into series by (0020,000E) SeriesInstanceUID from their
 headers (:func:`ichkit.dicom.iter_headers`); a series whose images have no
@@ -47,6 +51,9 @@ logger = logging.getLogger(__name__)
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 
 _RSNA_STEMS = ("stage_2_train", "stage_1_train", "train")
+#: The labelled test set an ``ichkit export`` of a split writes beside the training set.
+_RSNA_TEST_IMAGES = "stage_2_test"
+_RSNA_TEST_TRUTH = "stage_2_test_truth.csv"
 
 
 @dataclass(frozen=True)
@@ -63,12 +70,23 @@ class DatasetLayout:
         The folder holding the DICOM files (searched recursively).
     kind
         ``synth``, ``rsna`` or ``custom``.
+    test_labels, test_images
+        A labelled test set kept apart from ``images`` (the RSNA layout's
+        ``stage_2_test_truth.csv`` + ``stage_2_test/``), or None.
     """
 
     root: Path
     labels: Path
     images: Path
     kind: str
+    test_labels: Path | None = None
+    test_images: Path | None = None
+
+    def test_part(self) -> DatasetLayout | None:
+        """The labelled test set as a layout of its own, or None."""
+        if self.test_labels is None or self.test_images is None:
+            return None
+        return DatasetLayout(self.root, self.test_labels, self.test_images, self.kind)
 
 
 def find_layout(
@@ -112,7 +130,16 @@ def find_layout(
         return DatasetLayout(root, root / "truth.csv", root / "dicom", "synth")
     for stem in _RSNA_STEMS:
         if (root / f"{stem}.csv").is_file() and (root / stem).is_dir():
-            return DatasetLayout(root, root / f"{stem}.csv", root / stem, "rsna")
+            truth, test = root / _RSNA_TEST_TRUTH, root / _RSNA_TEST_IMAGES
+            has_test = truth.is_file() and test.is_dir()
+            return DatasetLayout(
+                root,
+                root / f"{stem}.csv",
+                root / stem,
+                "rsna",
+                test_labels=truth if has_test else None,
+                test_images=test if has_test else None,
+            )
     raise DatasetError(
         "no dataset found: expected truth.csv + dicom/ (ichkit synth output) or "
         "stage_2_train.csv + stage_2_train/ (RSNA Kaggle layout)",
@@ -282,9 +309,11 @@ def assign_splits(
 
     By default each *patient* is placed by a seeded hash of its PatientID, so
     splits are patient-disjoint and do not change when exams are added. A
-    ``split_file`` (CSV with a ``split`` column and a ``series_instance_uid``,
-    ``study_instance_uid`` or ``patient_id`` column, e.g. from ``ichkit
-    curate``) overrides it; series it does not name are left out (``""``).
+    ``split_file`` overrides it: a CSV with a ``split`` (or ``subset``) column
+    and a ``series_instance_uid``, ``study_instance_uid`` or ``patient_id``
+    column, such as the ``exams.csv`` an ``ichkit export`` writes (columns
+    ``series``, ``study``, ``patient``, ``subset``; several series of a study
+    joined by ``;``). Series it does not name are left out (``""``).
     """
     if split_file is None:
         out = []
@@ -298,41 +327,54 @@ def assign_splits(
                 else "train"
             )
         return out
-    import pandas as pd
-
-    try:
-        table = pd.read_csv(split_file, dtype=str)
-    except (OSError, ValueError) as err:
-        raise DatasetError(f"cannot read split file: {err}", path=split_file) from err
-    if "split" not in table.columns:
+    table = _read_split_file(split_file)
+    split_column = next((c for c in ("split", "subset") if c in table.columns), None)
+    if split_column is None:
         raise DatasetError(
-            "split file has no 'split' column",
+            "split file has no 'split' (or 'subset') column",
             path=split_file,
             field="columns",
             value=list(table.columns),
         )
-    for column, attr in (
-        ("series_instance_uid", "series_instance_uid"),
-        ("study_instance_uid", "study_instance_uid"),
-        ("patient_id", "patient_id"),
+    names = table[split_column].fillna("").str.strip().str.lower()
+    bad = sorted(set(names) - set(SPLITS))
+    if bad:
+        raise DatasetError(
+            f"unknown split name(s) {bad}; expected {', '.join(SPLITS)}",
+            path=split_file,
+            field=split_column,
+            value=bad[0],
+        )
+    for columns, attr in (
+        (("series_instance_uid", "series"), "series_instance_uid"),
+        (("study_instance_uid", "study"), "study_instance_uid"),
+        (("patient_id", "patient"), "patient_id"),
     ):
-        if column in table.columns:
-            mapping = dict(zip(table[column], table["split"].str.strip().str.lower(), strict=True))
-            bad = sorted(set(mapping.values()) - set(SPLITS))
-            if bad:
-                raise DatasetError(
-                    f"unknown split name(s) {bad}; expected {', '.join(SPLITS)}",
-                    path=split_file,
-                    field="split",
-                    value=bad[0],
-                )
-            return [mapping.get(getattr(s, attr), "") for s in series]
+        column = next((c for c in columns if c in table.columns), None)
+        if column is None:
+            continue
+        mapping: dict[str, str] = {}
+        for ids, name in zip(table[column].fillna(""), names, strict=True):
+            for uid in str(ids).split(";"):
+                if uid.strip():
+                    mapping[uid.strip()] = name
+        return [mapping.get(getattr(s, attr), "") for s in series]
     raise DatasetError(
-        "split file needs a series_instance_uid, study_instance_uid or patient_id column",
+        "split file needs a series_instance_uid, study_instance_uid or patient_id column "
+        "(or series, study, patient as in an ichkit export's exams.csv)",
         path=split_file,
         field="columns",
         value=list(table.columns),
     )
+
+
+def _read_split_file(path: Path) -> pd.DataFrame:
+    import pandas as pd
+
+    try:
+        return pd.read_csv(path, dtype=str)
+    except (OSError, ValueError) as err:
+        raise DatasetError(f"cannot read split file: {err}", path=path) from err
 
 
 def label_array(sop_instance_uids: Sequence[str], table: pd.DataFrame) -> npt.NDArray[np.float32]:

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -41,6 +41,11 @@ from ichkit.model._metrics import auc, weighted_log_loss
 from ichkit.model._preprocess import AIR_HU
 from ichkit.model.config import TrainConfig, config_to_toml
 from ichkit.model.networks import SeriesModel, build_model
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ichkit.model._data import SeriesFiles
 
 __all__ = [
     "Example",
@@ -203,6 +208,10 @@ def load_split(
 ) -> dict[str, list[Example]]:
     """Find the dataset, fill the cache and return the examples of some splits.
 
+    Where the dataset has a labelled test set of its own (an ``ichkit export``
+    of a split: ``stage_2_test/`` + ``stage_2_test_truth.csv``), its series are
+    the test split and the training folder is split into train and val only.
+
     Parameters
     ----------
     cfg
@@ -224,17 +233,28 @@ def load_split(
             progress(ProgressEvent(kind, text=text, total=total))
 
     layout = find_layout(cfg.data, labels=cfg.labels, images=cfg.images)
-    report("stage", f"reading labels {layout.labels.name}")
-    table = read_labels(layout.labels)
-    report("stage", f"grouping DICOM files of {layout.images} into series")
     cache_dir.mkdir(parents=True, exist_ok=True)
-    found = discover_series(
-        layout,
-        set(table.index),
-        workers=cfg.cache_workers if build else 1,
-        index_file=cache_dir / "series-index.json",
-        on_item=lambda: report("advance"),
-    )
+    parts = [(layout, "series-index.json")]
+    test_part = layout.test_part()
+    if test_part is not None and "test" in splits:
+        parts.append((test_part, "series-index-test.json"))
+    tables = []
+    found_parts: list[list[SeriesFiles]] = []
+    for part, index_name in parts:
+        report("stage", f"reading labels {part.labels.name}")
+        tables.append(read_labels(part.labels))
+        report("stage", f"grouping DICOM files of {part.images} into series")
+        found_parts.append(
+            discover_series(
+                part,
+                set(tables[-1].index),
+                workers=cfg.cache_workers if build else 1,
+                index_file=cache_dir / index_name,
+                on_item=lambda: report("advance"),
+            )
+        )
+    table = tables[0] if len(tables) == 1 else _join_label_tables(tables, parts[1][0].labels)
+    found = found_parts[0]
     if cfg.max_exams:
         found = found[: cfg.max_exams]
     if not found:
@@ -249,10 +269,15 @@ def load_split(
     names = assign_splits(
         found,
         val_fraction=cfg.val_fraction,
-        test_fraction=cfg.test_fraction,
+        # A labelled test set of its own is the test split: the rest is train and val.
+        test_fraction=cfg.test_fraction if test_part is None else 0.0,
         seed=cfg.split_seed,
         split_file=split_file,
     )
+    if len(found_parts) > 1:
+        test_found = found_parts[1][: cfg.max_exams] if cfg.max_exams else found_parts[1]
+        found = found + test_found
+        names = names + ["test"] * len(test_found)
     wanted = [s for s, n in zip(found, names, strict=True) if n in splits]
     report("stage", f"caching {len(wanted)} series at {cfg.input_size} px", len(wanted))
     cached = build_cache(
@@ -275,6 +300,21 @@ def load_split(
         ", ".join(f"{k} {len(v)} series" for k, v in out.items()),
     )
     return out
+
+
+def _join_label_tables(tables: Sequence[pd.DataFrame], second: Path) -> pd.DataFrame:
+    """The training and test label tables as one; an image in both is an error."""
+    import pandas as pd
+
+    both = tables[0].index.intersection(tables[1].index)
+    if len(both):
+        raise DatasetError(
+            f"{len(both)} image(s) are labelled both for training and for testing",
+            path=second,
+            field="ID",
+            value=str(both[0]),
+        )
+    return pd.concat(list(tables))
 
 
 def collate(

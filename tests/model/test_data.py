@@ -1,0 +1,158 @@
+"""Datasets: the RSNA export's labelled test set is the test split; split files from an export."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ichkit.errors import DatasetError
+from ichkit.model import load_config
+from ichkit.model._data import assign_splits, discover_series, find_layout
+from ichkit.model._train import load_split
+
+LABEL_HEADER = "ID,Label\n"
+
+
+def _rsna_export(src: Path, dst: Path, subsets: dict[str, str], *, truth: bool) -> Path:
+    """Turn a tiny synth-layout dataset into an export-like RSNA layout.
+
+    ``subsets`` maps PatientID to train/val/test: test patients go to
+    ``stage_2_test`` (with ``stage_2_test_truth.csv`` when ``truth``), the
+    rest to ``stage_2_train``; ``exams.csv`` lists every study with its subset.
+    """
+    rows = list(csv.DictReader((src / "truth.csv").read_text().splitlines()))
+    layout = find_layout(src)
+    series = discover_series(layout, {r["ID"].rsplit("_", 1)[0][3:] for r in rows})
+    lines: dict[str, list[str]] = {"train": [], "test": []}
+    exam_rows = ["site,patient,study,series,subset,n_images"]
+    for s in series:
+        part = "test" if subsets[s.patient_id] == "test" else "train"
+        folder = dst / f"stage_2_{part}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for path, sop in zip(s.files, s.sop_instance_uids, strict=True):
+            shutil.copy(path, folder / f"ID_{sop}.dcm")
+        mine = {f"ID_{sop}" for sop in s.sop_instance_uids}
+        lines[part] += [
+            f"{r['ID']},{r['Label']}\n" for r in rows if r["ID"].rsplit("_", 1)[0] in mine
+        ]
+        exam_rows.append(
+            f"site0,{s.patient_id},{s.study_instance_uid},{s.series_instance_uid},"
+            f"{subsets[s.patient_id]},{len(s.files)}"
+        )
+    (dst / "stage_2_train.csv").write_text(LABEL_HEADER + "".join(lines["train"]))
+    if truth:
+        (dst / "stage_2_test_truth.csv").write_text(LABEL_HEADER + "".join(lines["test"]))
+    (dst / "exams.csv").write_text("\n".join(exam_rows) + "\n")
+    return dst
+
+
+def _patients(examples: list[Any], series_patient: dict[str, str]) -> set[str]:
+    return {series_patient[ex.series.series_instance_uid] for ex in examples}
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    subsets = {f"P{i:04d}": "train" for i in range(12)}
+    subsets.update({"P0001": "val", "P0002": "val", "P0009": "test", "P0010": "test"})
+    subsets["P0011"] = "test"
+    root = tmp_path_factory.mktemp("export")
+    with_truth = _rsna_export(tiny_dataset, root / "with-truth", subsets, truth=True)
+    kaggle = _rsna_export(tiny_dataset, root / "kaggle", subsets, truth=False)
+    layout = find_layout(tiny_dataset)
+    series = discover_series(layout, _all_ids(tiny_dataset))
+    return {
+        "subsets": subsets,
+        "with_truth": with_truth,
+        "kaggle": kaggle,
+        "series_patient": {s.series_instance_uid: s.patient_id for s in series},
+        "series": series,
+    }
+
+
+def _all_ids(root: Path) -> set[str]:
+    rows = csv.DictReader((root / "truth.csv").read_text().splitlines())
+    return {r["ID"].rsplit("_", 1)[0][3:] for r in rows}
+
+
+def test_layout_finds_the_labelled_test_set(exported: dict[str, Any]) -> None:
+    layout = find_layout(exported["with_truth"])
+    part = layout.test_part()
+    assert layout.kind == "rsna" and part is not None
+    assert part.images.name == "stage_2_test" and part.labels.name == "stage_2_test_truth.csv"
+    # Kaggle's own layout has test images but no truth: no test part.
+    assert find_layout(exported["kaggle"]).test_part() is None
+
+
+def test_exported_test_set_is_the_test_split(exported: dict[str, Any], tmp_path: Path) -> None:
+    subsets, sp = exported["subsets"], exported["series_patient"]
+    want_test = {p for p, s in subsets.items() if s == "test"}
+    cfg = load_config(
+        preset="tiny", overrides={"data": str(exported["with_truth"]), "test_fraction": 0.3}
+    )
+    sets = load_split(cfg, cache_dir=tmp_path / "cache", splits=("train", "val", "test"))
+    assert _patients(sets["test"], sp) == want_test
+    # The training folder is split into train and val only: test_fraction does not apply.
+    assert _patients(sets["train"] + sets["val"], sp) == set(subsets) - want_test
+    # The test labels are the truth file's.
+    for ex in sets["test"]:
+        assert ex.labels.shape == (ex.series.n_slices, 6)
+    assert sum(float(ex.labels[:, -1].max()) for ex in sets["test"]) >= 1
+    # Training asks for train and val only: the test folder is not read.
+    only = load_split(cfg, cache_dir=tmp_path / "cache2", splits=("train", "val"))
+    assert not (tmp_path / "cache2" / "series-index-test.json").exists()
+    assert _patients(only["train"], sp) == _patients(sets["train"], sp)
+
+
+def test_exams_csv_of_an_export_is_a_split_file(exported: dict[str, Any], tmp_path: Path) -> None:
+    subsets, sp = exported["subsets"], exported["series_patient"]
+    cfg = load_config(
+        preset="tiny",
+        overrides={"data": str(exported["with_truth"]), "split_file": "exams.csv"},
+    )
+    sets = load_split(cfg, cache_dir=tmp_path / "cache", splits=("train", "val", "test"))
+    for name in ("train", "val", "test"):
+        assert _patients(sets[name], sp) == {p for p, s in subsets.items() if s == name}
+
+
+def test_without_truth_the_test_split_is_hashed(exported: dict[str, Any], tmp_path: Path) -> None:
+    cfg = load_config(
+        preset="tiny",
+        overrides={"data": str(exported["kaggle"]), "test_fraction": 0.3, "split_seed": 1},
+    )
+    sets = load_split(cfg, cache_dir=tmp_path / "cache", splits=("train", "val", "test"))
+    in_train_folder = {p for p, s in exported["subsets"].items() if s != "test"}
+    test = _patients(sets["test"], exported["series_patient"])
+    assert test and test <= in_train_folder
+
+
+def test_split_file_columns(exported: dict[str, Any], tmp_path: Path) -> None:
+    series = exported["series"]
+    joined = tmp_path / "joined.csv"
+    first, second = series[0].series_instance_uid, series[1].series_instance_uid
+    joined.write_text(f"series,subset\n{first};{second},val\n")
+    names = assign_splits(series, val_fraction=0.1, test_fraction=0.1, seed=0, split_file=joined)
+    assert names[:2] == ["val", "val"] and set(names[2:]) == {""}
+    bad = tmp_path / "bad.csv"
+    bad.write_text("study,fold\nx,1\n")
+    with pytest.raises(DatasetError, match="no 'split' \\(or 'subset'\\) column") as err:
+        assign_splits(series, val_fraction=0.1, test_fraction=0.1, seed=0, split_file=bad)
+    assert "bad.csv" in str(err.value)
+    unknown = tmp_path / "unknown.csv"
+    unknown.write_text("study,subset\nx,holdout\n")
+    with pytest.raises(DatasetError, match="holdout"):
+        assign_splits(series, val_fraction=0.1, test_fraction=0.1, seed=0, split_file=unknown)
+
+
+def test_an_image_labelled_twice_is_an_error(exported: dict[str, Any], tmp_path: Path) -> None:
+    root = tmp_path / "dup"
+    shutil.copytree(exported["with_truth"], root)
+    six = (root / "stage_2_train.csv").read_text().splitlines()[1:7]  # one image, six labels
+    with (root / "stage_2_test_truth.csv").open("a") as handle:
+        handle.write("\n".join(six) + "\n")
+    cfg = load_config(preset="tiny", overrides={"data": str(root)})
+    with pytest.raises(DatasetError, match="labelled both for training and for testing"):
+        load_split(cfg, cache_dir=tmp_path / "cache", splits=("train", "test"))
