@@ -65,6 +65,32 @@ def test_slice_inputs_window_and_context() -> None:
     assert brain == pytest.approx([0.0, 0.0, 0.5])
 
 
+def test_neighbour_inputs_equal_slice_inputs() -> None:
+    # Stage 1 windows only the slices it trains on: each with its neighbours
+    # (edges repeated) must give exactly the channels slice_inputs gives.
+    cfg = load_config(preset="tiny", overrides=["windows=brain,subdural,bone", "context=1"])
+    model = build_model(cfg)
+    hu = torch.randn(1, 7, 16, 16) * 300.0
+    full = model.slice_inputs(hu)[0]
+    for k in range(7):
+        idx = torch.clamp(torch.arange(k - 1, k + 2), 0, 6)
+        got = model.neighbour_inputs(hu[0, idx].unsqueeze(0))[0]
+        assert torch.equal(got, full[k]), k
+
+
+def test_augment_returns_plain_tensors() -> None:
+    # A MONAI MetaTensor would route every later op through Python (slow); the
+    # draw depends only on the seed.
+    from ichkit.model._augment import SeriesAugment
+
+    augment = SeriesAugment(32)
+    hu = np.random.default_rng(0).normal(30.0, 20.0, (5, 32, 32)).astype(np.int16)
+    a, b = augment(hu, seed=7), augment(hu, seed=7)
+    assert type(a) is torch.Tensor and a.dtype == torch.float32 and a.shape == (5, 32, 32)
+    assert torch.equal(a, b)
+    assert not torch.equal(a, augment(hu, seed=8))
+
+
 def test_head_box_and_preprocess() -> None:
     hu = np.full((3, 100, 120), -1000, dtype=np.int16)
     hu[:, 20:60, 30:90] = 40  # head: rows 20-59, cols 30-89

@@ -165,3 +165,22 @@ def test_subtype_balance_repeats_rare_subtype_slices() -> None:
     assert rep[1].tolist() == [2.0, 1.0]
     capped = _subtype_repeats(train, 1.0)  # type: ignore[arg-type]
     assert capped is not None and capped[1].tolist() == [4.0, 1.0]
+
+
+def test_stage1_neighbour_rows() -> None:
+    # Stage 1 loads, augments and windows only the picked slices and their neighbours.
+    from types import SimpleNamespace
+
+    from ichkit.model._train import _neighbour_rows
+
+    def ex(n: int) -> Any:
+        return SimpleNamespace(series=SimpleNamespace(n_slices=n))
+
+    train = [ex(6), ex(3)]
+    rows = _neighbour_rows(train, [(0, 0), (0, 4), (1, 2)], context=1)  # type: ignore[arg-type]
+    needed0, at0 = rows[0]
+    assert needed0.tolist() == [0, 1, 3, 4, 5]  # slice 2 is nobody's neighbour
+    assert needed0[at0[0]].tolist() == [0, 0, 1]  # the edge repeats
+    assert needed0[at0[4]].tolist() == [3, 4, 5]
+    needed1, at1 = rows[1]
+    assert needed1[at1[2]].tolist() == [1, 2, 2]

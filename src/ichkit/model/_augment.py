@@ -66,8 +66,19 @@ class SeriesAugment:
 
     def __call__(self, hu: npt.NDArray[np.generic], *, seed: int) -> torch.Tensor:
         """Augment one series; returns float32 HU, same shape."""
+        from monai.data import get_track_meta, set_track_meta  # type: ignore[attr-defined]
+
         # Work on HU + 1024 so that the zero padding of the affine is air.
         x = torch.as_tensor(np.asarray(hu, dtype=np.float32) - AIR_HU)
         self._transform.set_random_state(seed=seed)
-        out = self._transform(x)
-        return torch.as_tensor(out, dtype=torch.float32).add_(AIR_HU)
+        # Plain tensors, not MONAI MetaTensors: no metadata is needed, and a
+        # MetaTensor would route every later op (windowing, the encoder's
+        # forward and backward) through its Python __torch_function__.
+        tracking = get_track_meta()
+        set_track_meta(False)
+        try:
+            out = self._transform(x)
+        finally:
+            set_track_meta(tracking)
+        plain = torch.as_tensor(out, dtype=torch.float32).as_subclass(torch.Tensor)
+        return plain.add_(AIR_HU)

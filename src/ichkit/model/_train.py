@@ -880,11 +880,11 @@ def _train_encoder(
         n_seen = 0
         for c, members in enumerate(plan(epoch)):
             picks = chunk_slices(epoch, c, members)
-            inputs: dict[int, torch.Tensor] = {}
-            for j in sorted({j for j, _ in picks}):
-                vol, _ = _train_item(train_set[j], cfg.replace(train_slices=0), epoch, j, augment)
-                with torch.no_grad():
-                    inputs[j] = model.slice_inputs(vol.unsqueeze(0))[0]
+            rows = _neighbour_rows(train_set, picks, model.context)
+            stacks = {
+                j: _stage1_volume(train_set[j], needed, cfg, epoch, j, augment)
+                for j, (needed, _) in rows.items()
+            }
             n_steps = max(1, len(picks) // cfg.slice_batch)
             for s in range(n_steps):
                 step = picks[s * cfg.slice_batch : (s + 1) * cfg.slice_batch]
@@ -893,7 +893,9 @@ def _train_encoder(
                 if len(step) < dist.world:
                     continue
                 mine = step[dist.rank :: dist.world]
-                x = torch.stack([inputs[j][k] for j, k in mine]).to(dist.device)
+                hu = torch.stack([stacks[j][rows[j][1][k]] for j, k in mine])
+                with torch.no_grad():
+                    x = model.neighbour_inputs(hu.to(dist.device))
                 y = torch.from_numpy(
                     np.stack([train_set[j].labels[k] for j, k in mine]).astype(np.float32)
                 ).to(dist.device)
@@ -920,6 +922,45 @@ def _train_encoder(
             seconds,
             n_seen / seconds if seconds > 0 else math.nan,
         )
+
+
+def _neighbour_rows(
+    train_set: Sequence[Example], picks: Sequence[tuple[int, int]], context: int
+) -> dict[int, tuple[npt.NDArray[np.int64], dict[int, npt.NDArray[np.int64]]]]:
+    """For each series of a chunk: the slices its picks need, and each pick's rows among them.
+
+    Returns ``{j: (needed, {k: rows})}``: ``needed`` are the sorted slice
+    indices of series ``j`` that the picked slices and their ``context``
+    neighbours use (edges repeated, as in :meth:`SeriesModel.slice_inputs`);
+    ``rows`` index ``needed`` in neighbour order from ``-context`` to ``+context``.
+    """
+    offsets = np.arange(-context, context + 1)
+    by_series: dict[int, list[int]] = {}
+    for j, k in picks:
+        by_series.setdefault(j, []).append(k)
+    out = {}
+    for j, ks in by_series.items():
+        n = train_set[j].series.n_slices
+        around = {k: np.clip(k + offsets, 0, n - 1) for k in ks}
+        needed = np.unique(np.concatenate(list(around.values())))
+        out[j] = (needed, {k: np.searchsorted(needed, a) for k, a in around.items()})
+    return out
+
+
+def _stage1_volume(
+    ex: Example,
+    needed: npt.NDArray[np.int64],
+    cfg: TrainConfig,
+    epoch: int,
+    index: int,
+    augment: SeriesAugment | None,
+) -> torch.Tensor:
+    """HU of the slices ``needed`` of one series, augmented as one stack (seeded per series)."""
+    vol = np.asarray(ex.series.load()[needed])
+    if augment is None:
+        return torch.from_numpy(vol.astype(np.float32))
+    with _torch_threads(1):
+        return augment(vol, seed=sample_seed(cfg.seed, epoch, index))
 
 
 def _subtype_repeats(

@@ -317,6 +317,16 @@ class SeriesModel(nn.Module):
         batch = torch.arange(b, device=hu.device).view(b, 1, 1)
         return x[batch, per_series].flatten(2, 3)
 
+    def neighbour_inputs(self, hu: torch.Tensor) -> torch.Tensor:
+        """Encoder input of slices given with their neighbours, as :meth:`slice_inputs` stacks them.
+
+        ``hu`` is (N, 2 * context + 1, H, W): each slice's neighbours from
+        ``-context`` to ``+context`` (edges repeated by the caller); returns
+        (N, C, H, W). Stage 1 uses it to window only the slices it trains on.
+        """
+        x = hu.unsqueeze(2).sub(self.window_low)  # one new tensor, then in place
+        return x.div_(self.window_width).clamp_(0.0, 1.0).flatten(1, 2)
+
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Encoder embeddings of (N, C, H, W) slices → (N, D)."""
         if self.channels_last:
