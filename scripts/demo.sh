@@ -14,6 +14,7 @@ seed="${ICHKIT_DEMO_SEED:-2019}"
 # Subtypes drawn evenly: RSNA's own mix (--subtype-mix rsna) has 2 % epidurals,
 # too few in a few hundred exams to learn from or to measure an AUC on.
 mix="${ICHKIT_DEMO_SUBTYPE_MIX:-even}"
+prevalence="${ICHKIT_DEMO_PREVALENCE:-0.4}"
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
 start=$(date +%s)
@@ -24,7 +25,7 @@ db="sqlite:///$out/catalog.db"
 
 step "1. Synthetic exams from 3 sites ($exams exams, ${size}px): $out/synth"
 "$ichkit" synth "$out/synth" --exams "$exams" --seed "$seed" --size "$size" --sites 3 \
-  --subtype-mix "$mix" --masks --preview --workers 2
+  --prevalence "$prevalence" --subtype-mix "$mix" --masks --preview --workers 2
 
 step "2. De-identification at each site (its own key; keys and mapping stores stay at the site)"
 mkdir -p "$out/site-keys"
@@ -52,19 +53,22 @@ step "4. Curation: QC and series choice"
 "$ichkit" qc --db "$db" --out "$out/qc.csv"
 
 step "5. Balanced, patient-disjoint split and label figures"
-"$ichkit" split --db "$db" --test 0.25 --val 0.15 --seed "$seed" --out "$out/split"
+"$ichkit" split --db "$db" --test 0.25 --val 0.10 --seed "$seed" --out "$out/split"
 "$ichkit" stats --db "$db" --split default --out "$out/figures"
 
 step "6. Export in the RSNA layout"
 "$ichkit" export --db "$db" --split default --out "$out/rsna"
 
-step "7. Train the series model (2.5D CNN + BiGRU) on the exported training set"
-"$ichkit" train --preset demo --data "$out/rsna" --out "$out/model" --no-progress
+step "7. Train the series model (2.5D CNN + BiGRU) on the curated train split (val picks the epoch)"
+# exams.csv (written by the export) carries the curated split; the exported test
+# set (stage_2_test + its truth) is the model's test split, never trained on.
+"$ichkit" train --preset demo --data "$out/rsna" --out "$out/model" --set split_file=exams.csv \
+  --no-progress
 
-step "8. Evaluate on the model's held-out split (exams never seen in training)"
+step "8. Evaluate on the curated test set (exams never seen in training)"
 "$ichkit" evaluate "$out/model" --split test | tee "$out/evaluation.txt"
 
-step "9. The challenge: predict the exported test set and score it"
+step "9. The challenge: the ONNX model predicts the same test set as a submission; ichkit score scores it"
 "$ichkit" predict "$out/rsna/stage_2_test" --model "$out/model/model.onnx" \
   --out "$out/challenge/submission.csv"
 "$ichkit" score "$out/challenge/submission.csv" "$out/rsna/stage_2_test_truth.csv" \
@@ -96,5 +100,5 @@ Fresh studies:     $out/fresh/preds.csv, exams.json (heatmaps: $out/fresh/heatma
 Not for clinical use: the model was trained on synthetic data only.
 EOF
 
-step "Evaluation summary (model's held-out split: exams never seen in training)"
+step "Evaluation summary (the curated test set: exams never seen in training)"
 cat "$out/evaluation.txt"

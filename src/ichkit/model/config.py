@@ -55,10 +55,13 @@ class TrainConfig:
     labels, images
         Override the labels CSV and the DICOM folder found in ``data``.
     split_file
-        Optional CSV assigning exams to splits (columns ``split`` and one of
-        ``series_instance_uid``, ``study_instance_uid``, ``patient_id``); by
+        Optional CSV assigning exams to splits (columns ``split`` or ``subset``
+        and one of ``series_instance_uid``, ``study_instance_uid``,
+        ``patient_id``; an ``ichkit export``'s ``exams.csv`` works as is); by
         default patients are split by a seeded hash (``val_fraction``,
-        ``test_fraction``), so no patient is in two splits.
+        ``test_fraction``), so no patient is in two splits. Where the dataset
+        holds a labelled test set of its own (``stage_2_test/`` +
+        ``stage_2_test_truth.csv``), that is the test split.
     cache_dir
         Preprocessing cache folder; empty = ``<out>/cache``.
     encoder
