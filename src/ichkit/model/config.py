@@ -89,7 +89,8 @@ class TrainConfig:
     exam_loss_weight
         Weight of the exam-level loss beside the image-level loss.
     augment
-        Random flips, small affine, intensity and noise jitter (MONAI), seeded.
+        Random flips (left-right, front-back), affine, intensity and noise jitter
+        (MONAI), seeded.
     seed
         Seeds weights, batch order and augmentation (per exam and epoch, so
         that DDP sees the same data as one process).
