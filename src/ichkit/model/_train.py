@@ -817,10 +817,12 @@ def _train_encoder(
 ) -> None:
     """Stage 1: the slice encoder alone on shuffled slices of many series.
 
-    Each chunk of series (``slice_batch`` // 4 of them, at least 8) is
-    augmented per series (seeded by epoch and series), its slices windowed and
-    context-stacked, negatives subsampled to ``negative_ratio`` × positives,
-    shuffled and cut into ``slice_batch`` steps. Under DDP process *r* takes
+    From each chunk of series (``slice_batch`` // 4 of them, at least 8) the
+    positive slices and a subsample of negatives (``negative_ratio`` ×
+    positives) are picked and shuffled; only they and their ``context``
+    neighbours are loaded and augmented (one draw per series, seeded by epoch
+    and series), then windowed and context-stacked per ``slice_batch`` step
+    (:meth:`SeriesModel.neighbour_inputs`). Under DDP process *r* takes
     every *world*-th slice of a step and gradients are averaged by hand, so
     the run equals one process up to float rounding.
     """
