@@ -247,6 +247,8 @@ def write_heatmaps(
         series = volumes[pred.series_instance_uid]
         volume, _ = preprocess_volume(series.hu, size=torch_predictor.input_size, box=pred.box)
         cams = gradcam(model, volume, positive)
+        # in-plane pixel size for the peak-to-lesion distance (1 mm when unknown)
+        mm = float(np.mean(series.spacing[1:])) if np.isfinite(series.spacing[1]) else 1.0
         lesion = None
         if masks is not None:
             mask_file = masks / f"{pred.series_instance_uid}.npz"
@@ -267,11 +269,6 @@ def write_heatmaps(
                 inside = bool(lesion[i, r, c])
                 entry["peak_in_lesion"] = inside
                 if lesion[i].any():
-                    mm = (
-                        float(np.mean(series.spacing[1:]))
-                        if np.isfinite(series.spacing[1])
-                        else 1.0
-                    )
                     dist = float(ndimage.distance_transform_edt(~lesion[i])[r, c]) * mm
                     entry["peak_distance_mm"] = round(dist, 2)
                     scored += 1

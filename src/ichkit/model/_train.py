@@ -45,7 +45,7 @@ from ichkit.model.networks import SeriesModel, build_model
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ichkit.model._data import SeriesFiles
+    from ichkit.model._data import DatasetLayout, SeriesFiles
 
 __all__ = [
     "Example",
@@ -232,31 +232,22 @@ def load_split(
         if progress is not None:
             progress(ProgressEvent(kind, text=text, total=total))
 
+    def discover(part: DatasetLayout, index_name: str) -> tuple[pd.DataFrame, list[SeriesFiles]]:
+        report("stage", f"reading labels {part.labels.name}")
+        table = read_labels(part.labels)
+        report("stage", f"grouping DICOM files of {part.images} into series")
+        found = discover_series(
+            part,
+            set(table.index),
+            workers=cfg.cache_workers if build else 1,
+            index_file=cache_dir / index_name,
+            on_item=lambda: report("advance"),
+        )
+        return table, found[: cfg.max_exams] if cfg.max_exams else found
+
     layout = find_layout(cfg.data, labels=cfg.labels, images=cfg.images)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    parts = [(layout, "series-index.json")]
-    test_part = layout.test_part()
-    if test_part is not None and "test" in splits:
-        parts.append((test_part, "series-index-test.json"))
-    tables = []
-    found_parts: list[list[SeriesFiles]] = []
-    for part, index_name in parts:
-        report("stage", f"reading labels {part.labels.name}")
-        tables.append(read_labels(part.labels))
-        report("stage", f"grouping DICOM files of {part.images} into series")
-        found_parts.append(
-            discover_series(
-                part,
-                set(tables[-1].index),
-                workers=cfg.cache_workers if build else 1,
-                index_file=cache_dir / index_name,
-                on_item=lambda: report("advance"),
-            )
-        )
-    table = tables[0] if len(tables) == 1 else _join_label_tables(tables, parts[1][0].labels)
-    found = found_parts[0]
-    if cfg.max_exams:
-        found = found[: cfg.max_exams]
+    table, found = discover(layout, "series-index.json")
     if not found:
         raise DatasetError(
             "no labelled series found (no DICOM image's SOPInstanceUID is in the labels)",
@@ -266,6 +257,7 @@ def load_split(
     split_file = Path(cfg.split_file) if cfg.split_file else None
     if split_file is not None and not split_file.is_absolute():
         split_file = layout.root / split_file
+    test_part = layout.test_part()
     names = assign_splits(
         found,
         val_fraction=cfg.val_fraction,
@@ -274,8 +266,9 @@ def load_split(
         seed=cfg.split_seed,
         split_file=split_file,
     )
-    if len(found_parts) > 1:
-        test_found = found_parts[1][: cfg.max_exams] if cfg.max_exams else found_parts[1]
+    if test_part is not None and "test" in splits:
+        test_table, test_found = discover(test_part, "series-index-test.json")
+        table = _join_label_tables(table, test_table, test_part.labels)
         found = found + test_found
         names = names + ["test"] * len(test_found)
     wanted = [s for s, n in zip(found, names, strict=True) if n in splits]
@@ -302,19 +295,19 @@ def load_split(
     return out
 
 
-def _join_label_tables(tables: Sequence[pd.DataFrame], second: Path) -> pd.DataFrame:
+def _join_label_tables(train: pd.DataFrame, test: pd.DataFrame, test_file: Path) -> pd.DataFrame:
     """The training and test label tables as one; an image in both is an error."""
     import pandas as pd
 
-    both = tables[0].index.intersection(tables[1].index)
+    both = train.index.intersection(test.index)
     if len(both):
         raise DatasetError(
             f"{len(both)} image(s) are labelled both for training and for testing",
-            path=second,
+            path=test_file,
             field="ID",
             value=str(both[0]),
         )
-    return pd.concat(list(tables))
+    return pd.concat([train, test])
 
 
 def collate(
