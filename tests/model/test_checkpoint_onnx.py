@@ -37,6 +37,22 @@ def test_onnx_equals_pytorch(tiny_run: Path, tmp_path: Path) -> None:
         assert np.abs(ti - oi).max() < 1e-4 and np.abs(te - oe).max() < 1e-4
 
 
+def test_onnx_with_tta_equals_pytorch(tiny_run: Path, tmp_path: Path) -> None:
+    # the test-time views (tta) are part of the exported graph
+    payload = torch.load(tiny_run / "best.ckpt", weights_only=True)
+    payload["config"]["tta"] = "flips"
+    ckpt = tmp_path / "tta.ckpt"
+    torch.save(payload, ckpt)
+    onnx_p = load_predictor(export_onnx(ckpt, tmp_path / "tta.onnx"), threads=1)
+    torch_p, plain_p = load_predictor(ckpt), load_predictor(tiny_run / "best.ckpt")
+    rng = np.random.default_rng(2)
+    for slices in (1, 9, 40):
+        hu = rng.normal(30, 200, size=(slices, 32, 32)).astype(np.float32)
+        (ti, te), (oi, oe), (pi, _) = torch_p(hu), onnx_p(hu), plain_p(hu)
+        assert np.abs(ti - oi).max() < 1e-4 and np.abs(te - oe).max() < 1e-4
+        assert np.abs(ti - pi).max() > 1e-4  # the views changed the output
+
+
 def test_checkpoint_records_what_it_needs(tiny_run: Path) -> None:
     ckpt = load_checkpoint(tiny_run)
     for key in ("config", "labels", "windows", "input_size", "ichkit_version", "state_dict"):

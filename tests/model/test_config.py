@@ -48,6 +48,8 @@ def test_toml_round_trip(tmp_path: Path) -> None:
         ("windows=40:0", "window '40:0' has width 0; expected > 0"),
         ("precision=int8", "precision is 'int8'; expected one of auto, fp32, bf16, fp16"),
         ("epochs", "override 'epochs' is not key=value"),
+        ("tta=rotate", "tta is 'rotate'; expected one of none, lr, flips"),
+        ("pool=gem", "pool is 'gem'; expected one of avg, max, avgmax"),
     ],
 )
 def test_bad_settings_are_named(override: str, message: str) -> None:

@@ -54,6 +54,42 @@ def test_heads_on_embeddings_equal_forward() -> None:
     assert torch.allclose(single[1][0], exam[1], atol=1e-5)
 
 
+def test_avgmax_pool_concatenates_average_and_maximum() -> None:
+    torch.manual_seed(3)
+    model = build_model(load_config(preset="tiny", overrides=["pool=avgmax"])).eval()
+    plain = build_encoder("tiny", 9)
+    assert model.encoder.features == 2 * plain.features
+    x = torch.rand(4, 9, 32, 32)
+    with torch.no_grad():
+        maps = model.encoder.body(x)
+        emb = model.encode(x)
+        _, exam = model(torch.randn(1, 5, 32, 32) * 100)
+    assert emb.shape == (4, 2 * plain.features)
+    assert torch.allclose(emb[:, : plain.features], maps.mean(dim=(2, 3)), atol=1e-6)
+    assert torch.allclose(emb[:, plain.features :], maps.amax(dim=(2, 3)), atol=1e-6)
+    assert exam.shape == (1, 6)
+    with pytest.raises(ConfigError, match="unknown pool 'gem'"):
+        build_encoder("tiny", 9, pool="gem")
+
+
+def test_tta_averages_the_mirrored_views() -> None:
+    torch.manual_seed(2)
+    model = build_model(load_config(preset="tiny", overrides=["tta=flips"])).eval()
+    assert len(model.tta_views) == 4
+    hu = torch.randn(2, 5, 32, 32) * 100
+    lengths = torch.tensor([5, 3])
+    with torch.no_grad():
+        image, exam = model(hu, lengths)
+        views = [hu, hu.flip(-1), hu.flip(-2), hu.flip(-1).flip(-2)]
+        plain = [model._forward(v, lengths) for v in views]
+    assert torch.allclose(image, sum(p[0] for p in plain) / 4, atol=1e-5)
+    assert torch.allclose(exam, sum(p[1] for p in plain) / 4, atol=1e-5)
+    assert not torch.allclose(exam, plain[0][1], atol=1e-4)  # the views do differ
+    model.tta_views = ((False, False),)
+    with torch.no_grad():
+        assert torch.allclose(model(hu, lengths)[1], plain[0][1], atol=1e-6)
+
+
 def test_slice_inputs_window_and_context() -> None:
     cfg = load_config(preset="tiny", overrides=["windows=brain,bone", "context=1"])
     model = build_model(cfg)

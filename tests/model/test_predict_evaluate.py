@@ -191,6 +191,11 @@ def test_gradcam_methods(tiny_run: Path) -> None:
         assert cams.min() >= 0.0 and cams.max() <= 1.0 + 1e-6
     with pytest.raises(ValueError, match="unknown method"):
         gradcam(model, hu.astype(np.float32), [1], method="saliency")
+    # with test-time views the map is still that of the series as given
+    plain = gradcam(model, hu.astype(np.float32), [1, 3])
+    model.tta_views = ((False, False), (True, False))
+    assert np.allclose(gradcam(model, hu.astype(np.float32), [1, 3]), plain, atol=1e-5)
+    assert model.tta_views == ((False, False), (True, False))
 
 
 def test_mimics_table(tmp_path: Path) -> None:

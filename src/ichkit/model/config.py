@@ -22,7 +22,9 @@ from typing import Any
 from ichkit.errors import ConfigError
 
 __all__ = [
+    "POOLS",
     "PRESETS",
+    "TTA_VIEWS",
     "WINDOW_PRESETS",
     "TrainConfig",
     "config_to_toml",
@@ -38,6 +40,17 @@ WINDOW_PRESETS: Mapping[str, tuple[float, float]] = {
     "subdural": (80.0, 200.0),
     "soft_tissue": (40.0, 380.0),
     "bone": (600.0, 2800.0),
+}
+
+#: Global pooling of the slice encoder's feature map (``TrainConfig.pool``).
+POOLS = ("avg", "max", "avgmax")
+
+#: Test-time augmentation settings (``TrainConfig.tta``) and the views each one
+#: predicts, as (left-right, front-back) mirror flags.
+TTA_VIEWS: Mapping[str, tuple[tuple[bool, bool], ...]] = {
+    "none": ((False, False),),
+    "lr": ((False, False), (True, False)),
+    "flips": ((False, False), (True, False), (False, True), (True, True)),
 }
 
 
@@ -66,6 +79,9 @@ class TrainConfig:
         Preprocessing cache folder; empty = ``<out>/cache``.
     encoder
         Slice encoder from :data:`ichkit.model.ENCODERS`.
+    pool
+        Global pooling of the encoder's last feature map: ``avg``, ``max`` or
+        ``avgmax`` (both, concatenated; the embedding doubles).
     norm
         ``batch`` (BatchNorm; statistics over the global batch under DDP) or
         ``group`` (GroupNorm, batch-independent; trains slower here).
@@ -119,6 +135,12 @@ class TrainConfig:
         ``lr``); then the encoder is frozen, slice embeddings are computed once
         (``embedding_views`` views per series: the plain one and augmented ones)
         and the GRU and heads train ``epochs`` epochs on them. 0 = end-to-end.
+    tta
+        Test-time augmentation when the model predicts (evaluation, ``ichkit
+        predict``, the ONNX graph; not the validation that picks the epoch):
+        ``none``; ``lr`` (the series and its left-right mirror); ``flips``
+        (also the front-back mirror and both: 4 views). Image and exam logits
+        are averaged over the views; the encoder runs once per view.
     subtype_balance
         Stage 1 repeats each positive slice ``(n_max / n_s) ** subtype_balance``
         times (at most 4; fractions drawn at random), where ``n_s`` counts the
@@ -135,6 +157,7 @@ class TrainConfig:
     cache_dir: str = ""
     encoder: str = "small"
     norm: str = "batch"
+    pool: str = "avg"
     input_size: int = 96
     windows: tuple[str, ...] = ("brain", "subdural", "bone")
     context: int = 1
@@ -167,6 +190,7 @@ class TrainConfig:
     negative_ratio: float = 3.0
     embedding_views: int = 2
     subtype_balance: float = 0.0
+    tta: str = "none"
 
     def __post_init__(self) -> None:
         _check(self)
@@ -211,8 +235,12 @@ def _check(cfg: TrainConfig) -> None:
         raise bad("lr", "> 0")
     if cfg.precision not in ("auto", "fp32", "bf16", "fp16"):
         raise bad("precision", "one of auto, fp32, bf16, fp16")
+    if cfg.pool not in POOLS:
+        raise bad("pool", "one of " + ", ".join(POOLS))
     if cfg.norm not in ("batch", "group"):
         raise bad("norm", "batch or group")
+    if cfg.tta not in TTA_VIEWS:
+        raise bad("tta", "one of " + ", ".join(TTA_VIEWS))
     if cfg.sequence not in ("gru",):
         raise bad("sequence", "one of gru")
     for name in ("slice_batch", "embedding_views"):
@@ -293,6 +321,8 @@ PRESETS: Mapping[str, Mapping[str, Any]] = {
         "batch_exams": 8,
         "lr": 2e-3,
         "exam_loss_weight": 0.3,
+        "pool": "avgmax",
+        "tta": "flips",
     },
     "long": {
         "encoder": "small",
@@ -317,6 +347,8 @@ PRESETS: Mapping[str, Mapping[str, Any]] = {
         "batch_exams": 8,
         "lr": 1e-3,
         "train_slices": 40,
+        "pool": "avgmax",
+        "tta": "lr",
         "cache_workers": 8,
         "workers": 4,
         "val_fraction": 0.1,

@@ -26,6 +26,7 @@ from torch import nn
 
 from ichkit.errors import ConfigError
 from ichkit.labels import LABELS
+from ichkit.model.config import POOLS
 
 if TYPE_CHECKING:
     from ichkit.model.config import TrainConfig
@@ -42,25 +43,40 @@ __all__ = [
 
 
 class SliceEncoder(nn.Module):
-    """A 2D CNN split into a feature-map body and global average pooling.
+    """A 2D CNN split into a feature-map body and global pooling.
 
     Parameters
     ----------
     body
         Maps (N, C, H, W) to a feature map (N, D, h, w); Grad-CAM hooks its output.
     features
-        D, the embedding size.
+        D, the body's channels.
+    pool
+        ``avg`` (global average), ``max`` or ``avgmax`` (both, concatenated:
+        the embedding has 2 D features). A lesion filling one cell of the
+        final 4 × 4 map is a sixteenth of an average but all of a maximum.
     """
 
-    def __init__(self, body: nn.Module, features: int) -> None:
+    def __init__(self, body: nn.Module, features: int, pool: str = "avg") -> None:
         super().__init__()
+        if pool not in POOLS:
+            raise ConfigError(
+                f"unknown pool {pool!r}; expected one of {', '.join(POOLS)}",
+                field="pool",
+                value=pool,
+            )
         self.body = body
-        self.features = features
-        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.pool_kind = pool
+        self.features = features * (2 if pool == "avgmax" else 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Embed slices: (N, C, H, W) → (N, D)."""
-        return torch.flatten(self.pool(self.body(x)), 1)
+        """Embed slices: (N, C, H, W) → (N, D) (2 D with ``avgmax``)."""
+        maps: torch.Tensor = self.body(x)
+        if self.pool_kind == "avg":
+            return maps.mean(dim=(2, 3))
+        if self.pool_kind == "max":
+            return maps.amax(dim=(2, 3))
+        return torch.cat([maps.mean(dim=(2, 3)), maps.amax(dim=(2, 3))], dim=1)
 
 
 @dataclass(frozen=True)
@@ -226,11 +242,14 @@ ENCODERS: Mapping[str, EncoderSpec] = MappingProxyType(
 )
 
 
-def build_encoder(name: str, in_channels: int, *, norm: str = "batch") -> SliceEncoder:
+def build_encoder(
+    name: str, in_channels: int, *, norm: str = "batch", pool: str = "avg"
+) -> SliceEncoder:
     """Build a registered slice encoder.
 
     ``norm`` is ``batch`` (:class:`DistBatchNorm2d`: global-batch statistics
-    under DDP) or ``group`` (GroupNorm: batch-independent).
+    under DDP) or ``group`` (GroupNorm: batch-independent); ``pool`` is the
+    global pooling (:data:`POOLS`).
 
     Raises
     ------
@@ -249,7 +268,8 @@ def build_encoder(name: str, in_channels: int, *, norm: str = "batch") -> SliceE
         raise ConfigError(
             f"unknown norm {norm!r}; expected batch or group", field="norm", value=norm
         )
-    return spec.build(in_channels, norm)
+    encoder = spec.build(in_channels, norm)
+    return SliceEncoder(encoder.body, encoder.features, pool) if pool != "avg" else encoder
 
 
 class SeriesModel(nn.Module):
@@ -281,6 +301,7 @@ class SeriesModel(nn.Module):
         context: int,
         hidden: int,
         norm: str = "batch",
+        pool: str = "avg",
         n_labels: int = len(LABELS),
     ) -> None:
         super().__init__()
@@ -291,7 +312,7 @@ class SeriesModel(nn.Module):
         self.register_buffer("offsets", torch.arange(-context, context + 1, dtype=torch.long))
         self.context = context
         in_channels = (2 * context + 1) * len(windows)
-        self.encoder = build_encoder(encoder, in_channels, norm=norm)
+        self.encoder = build_encoder(encoder, in_channels, norm=norm, pool=pool)
         feat = self.encoder.features
         self.gru = nn.GRU(feat, hidden, batch_first=True, bidirectional=True)
         self.image_head = nn.Linear(2 * hidden + feat, n_labels)
@@ -299,6 +320,9 @@ class SeriesModel(nn.Module):
         nn.init.zeros_(self.exam_head.weight)
         nn.init.zeros_(self.exam_head.bias)
         self.channels_last = False
+        #: Test-time views as (left-right, front-back) mirror flags; used in
+        #: eval mode only (:data:`ichkit.model.config.TTA_VIEWS`).
+        self.tta_views: tuple[tuple[bool, bool], ...] = ((False, False),)
 
     def slice_inputs(self, hu: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """Windowed, context-stacked encoder input: (B, S, H, W) → (B, S, C, H, W)."""
@@ -351,8 +375,25 @@ class SeriesModel(nn.Module):
         -------
         (torch.Tensor, torch.Tensor)
             Image logits (B, S, 6) (padding rows are meaningless) and exam
-            logits (B, 6).
+            logits (B, 6). In eval mode with test-time views
+            (``tta_views``), the logits averaged over the mirrored copies.
         """
+        views = self.tta_views
+        if self.training or len(views) == 1:
+            return self._forward(hu, lengths)
+        b = hu.shape[0]
+        copies = [_mirror(hu, lr, fb) for lr, fb in views]
+        many = lengths.repeat(len(views)) if lengths is not None else None
+        image, exam = self._forward(torch.cat(copies, dim=0), many)
+        n = float(len(views))
+        return (
+            image.view(len(views), b, *image.shape[1:]).sum(dim=0) / n,
+            exam.view(len(views), b, exam.shape[1]).sum(dim=0) / n,
+        )
+
+    def _forward(
+        self, hu: torch.Tensor, lengths: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         b, s = hu.shape[0], hu.shape[1]
         x = self.slice_inputs(hu, lengths)
         if lengths is None:
@@ -398,9 +439,15 @@ class SeriesModel(nn.Module):
         return image_logits, exam_logits
 
 
+def _mirror(hu: torch.Tensor, lr: bool, fb: bool) -> torch.Tensor:
+    """(B, S, H, W) mirrored left-right (W) and/or front-back (H)."""
+    dims = [d for d, on in ((-1, lr), (-2, fb)) if on]
+    return hu.flip(dims) if dims else hu
+
+
 def build_model(cfg: TrainConfig) -> SeriesModel:
     """Build the (randomly initialised) series model a configuration describes."""
-    from ichkit.model.config import resolve_windows
+    from ichkit.model.config import TTA_VIEWS, resolve_windows
 
     windows = tuple((c, w) for _, c, w in resolve_windows(cfg.windows))
     model = SeriesModel(
@@ -409,7 +456,9 @@ def build_model(cfg: TrainConfig) -> SeriesModel:
         context=cfg.context,
         hidden=cfg.hidden,
         norm=cfg.norm,
+        pool=cfg.pool,
     )
+    model.tta_views = TTA_VIEWS[cfg.tta]
     if cfg.channels_last:
         model.channels_last = True
         model.encoder.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
