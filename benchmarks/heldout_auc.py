@@ -1,11 +1,13 @@
-"""Exam and image AUC of an ``ichkit predict`` run on a held-out ``ichkit synth`` set.
+r"""Exam and image AUC of an ``ichkit predict`` run on a held-out ``ichkit synth`` set.
 
 Usage::
 
     .venv/bin/ichkit synth HELDOUT --exams 500 --seed 9999 --size 128 --sites 3 \
         --prevalence 0.4 --subtype-mix even --masks --workers 2
     .venv/bin/ichkit predict HELDOUT/dicom/*/*/* --model RUN/model.onnx --out PRED/preds.csv
-    .venv/bin/python benchmarks/heldout_auc.py --data HELDOUT --preds PRED [--csv OUT.csv --name RUN]
+    .venv/bin/python benchmarks/heldout_auc.py --data HELDOUT --preds PRED
+
+(``--csv OUT.csv --name RUN`` append the row to a CSV).
 
 A test split of a few hundred exams holds 10-20 positive exams per subtype, so
 its exam AUC moves by several hundredths from one data draw to the next. To
@@ -30,7 +32,9 @@ def main() -> None:
     """Score the run and print a Markdown table row."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="ichkit synth output (held out)")
-    parser.add_argument("--preds", type=Path, required=True, help="folder of preds.csv + exams.json")
+    parser.add_argument(
+        "--preds", type=Path, required=True, help="folder of preds.csv + exams.json"
+    )
     parser.add_argument("--name", default="", help="row name (default: the preds folder name)")
     parser.add_argument("--csv", type=Path, help="append the figures to this CSV")
     args = parser.parse_args()
