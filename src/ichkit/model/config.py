@@ -136,11 +136,13 @@ class TrainConfig:
         (``embedding_views`` views per series: the plain one and augmented ones)
         and the GRU and heads train ``epochs`` epochs on them. 0 = end-to-end.
     tta
-        Test-time augmentation when the model predicts (evaluation, ``ichkit
-        predict``, the ONNX graph; not the validation that picks the epoch):
-        ``none``; ``lr`` (the series and its left-right mirror); ``flips``
-        (also the front-back mirror and both: 4 views). Image and exam logits
-        are averaged over the views; the encoder runs once per view.
+        Test-time augmentation whenever the model predicts in eval mode
+        (``ichkit evaluate``, ``ichkit predict``, the ONNX graph, and the
+        validation of end-to-end training; two-stage training validates its
+        heads on the plain view's embeddings): ``none``; ``lr`` (the series
+        and its left-right mirror); ``flips`` (also the front-back mirror and
+        both: 4 views). Image and exam logits are averaged over the views; the
+        encoder runs once per view.
     subtype_balance
         Stage 1 repeats each positive slice ``(n_max / n_s) ** subtype_balance``
         times (at most 4; fractions drawn at random), where ``n_s`` counts the
