@@ -42,7 +42,7 @@ def main() -> None:
     import pandas as pd
 
     from ichkit.labels import LABELS, read_labels
-    from ichkit.metrics import roc_auc, weighted_log_loss
+    from ichkit.metrics import per_label_auc, weighted_log_loss
 
     exams = pd.read_csv(args.data / "exams.csv", dtype={"series": str}).set_index("series")
     doc = json.loads((args.preds / "exams.json").read_text())
@@ -61,14 +61,19 @@ def main() -> None:
     exam_y = exams[list(LABELS)].to_numpy(dtype=np.float64)
     pred = read_labels(args.preds / "preds.csv")
     truth = read_labels(args.data / "truth.csv").reindex(pred.index)
-    if truth.isna().any().any():
-        raise SystemExit(f"{args.preds / 'preds.csv'}: images without truth in {args.data}")
+    unknown = truth.index[truth.isna().any(axis=1)]
+    if len(unknown):
+        raise SystemExit(
+            f"{args.preds / 'preds.csv'}: {len(unknown)} images have no row in "
+            f"{args.data / 'truth.csv'}, e.g. {unknown[0]}"
+        )
     image_p, image_y = pred[list(LABELS)].to_numpy(), truth[list(LABELS)].to_numpy()
 
     row: dict[str, float | str | int] = {"run": args.name or args.preds.name, "exams": len(exams)}
+    exam_auc, image_auc = per_label_auc(exam_y, exam_p), per_label_auc(image_y, image_p)
     for j, lab in enumerate(LABELS):
-        row[f"exam_auc_{lab}"] = roc_auc(exam_y[:, j], exam_p[:, j])
-        row[f"image_auc_{lab}"] = roc_auc(image_y[:, j], image_p[:, j])
+        row[f"exam_auc_{lab}"] = exam_auc[lab]
+        row[f"image_auc_{lab}"] = image_auc[lab]
         row[f"positive_exams_{lab}"] = int(exam_y[:, j].sum())
     row["weighted_log_loss"] = weighted_log_loss(image_y, image_p)
 

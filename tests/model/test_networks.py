@@ -81,7 +81,7 @@ def test_tta_averages_the_mirrored_views() -> None:
     with torch.no_grad():
         image, exam = model(hu, lengths)
         views = [hu, hu.flip(-1), hu.flip(-2), hu.flip(-1).flip(-2)]
-        plain = [model._forward(v, lengths) for v in views]
+        plain = [model.forward_view(v, lengths) for v in views]
     assert torch.allclose(image, sum(p[0] for p in plain) / 4, atol=1e-5)
     assert torch.allclose(exam, sum(p[1] for p in plain) / 4, atol=1e-5)
     assert not torch.allclose(exam, plain[0][1], atol=1e-4)  # the views do differ

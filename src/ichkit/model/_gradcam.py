@@ -76,19 +76,17 @@ def gradcam(
         captured.append(output)
 
     stages = list(body.children()) if method == "layercam" else []
-    # the map of the series as it is: no mirrored test-time views in the batch
-    views, model.tta_views = model.tta_views, ((False, False),)
     handles = [m.register_forward_hook(hook) for m in stages] or [body.register_forward_hook(hook)]
     try:
         x = torch.from_numpy(np.asarray(hu, dtype=np.float32)).unsqueeze(0)
         x.requires_grad_(False)
         with torch.enable_grad():
-            image_logits, _ = model(x)
+            # the series as given: no mirrored test-time views in the batch
+            image_logits, _ = model.forward_view(x)
             target = image_logits[0, list(slices), label].sum()
             model.zero_grad(set_to_none=True)
             target.backward()
     finally:
-        model.tta_views = views
         for handle in handles:
             handle.remove()
     maps = captured[-1]

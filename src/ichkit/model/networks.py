@@ -380,20 +380,21 @@ class SeriesModel(nn.Module):
         """
         views = self.tta_views
         if self.training or len(views) == 1:
-            return self._forward(hu, lengths)
+            return self.forward_view(hu, lengths)
         b = hu.shape[0]
         copies = [_mirror(hu, lr, fb) for lr, fb in views]
         many = lengths.repeat(len(views)) if lengths is not None else None
-        image, exam = self._forward(torch.cat(copies, dim=0), many)
+        image, exam = self.forward_view(torch.cat(copies, dim=0), many)
         n = float(len(views))
         return (
             image.view(len(views), b, *image.shape[1:]).sum(dim=0) / n,
             exam.view(len(views), b, exam.shape[1]).sum(dim=0) / n,
         )
 
-    def _forward(
+    def forward_view(
         self, hu: torch.Tensor, lengths: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Image and exam logits of the series as given: :meth:`forward` without test-time views."""
         b, s = hu.shape[0], hu.shape[1]
         x = self.slice_inputs(hu, lengths)
         if lengths is None:
