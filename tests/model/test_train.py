@@ -184,3 +184,35 @@ def test_stage1_neighbour_rows() -> None:
     assert needed0[at0[4]].tolist() == [3, 4, 5]
     needed1, at1 = rows[1]
     assert needed1[at1[2]].tolist() == [1, 2, 2]
+
+
+def test_stage1_loader_processes_train_the_same_model(tiny_dataset: Path, tmp_path: Path) -> None:
+    # Stage 1 can load and augment its chunks in DataLoader processes while the encoder
+    # trains; each chunk is seeded on its own, so the weights are those of workers=0.
+    import torch
+
+    def stage1(workers: int, out: Path) -> dict[str, Any]:
+        cfg = load_config(
+            preset="tiny",
+            overrides={
+                "data": str(tiny_dataset),
+                "precision": "fp32",
+                "augment": True,
+                "encoder_epochs": 2,
+                "slice_batch": 8,
+                "negative_ratio": 1,
+                "epochs": 1,
+                "workers": workers,
+                "cache_dir": str(tmp_path / "cache"),
+            },
+        )
+        result = train_model(cfg, out=out)
+        state: dict[str, Any] = torch.load(result.last_checkpoint, weights_only=True)["state_dict"]
+        return state
+
+    inline = stage1(0, tmp_path / "w0")
+    loaded = stage1(2, tmp_path / "w2")
+    encoder = [k for k in inline if k.startswith("encoder.") and inline[k].is_floating_point()]
+    assert encoder
+    for k in encoder:
+        assert torch.equal(inline[k], loaded[k]), k

@@ -815,7 +815,10 @@ def _train_encoder(
     positives) are picked and shuffled; only they and their ``context``
     neighbours are loaded and augmented (one draw per series, seeded by epoch
     and series), then windowed and context-stacked per ``slice_batch`` step
-    (:meth:`SeriesModel.neighbour_inputs`). Under DDP process *r* takes
+    (:meth:`SeriesModel.neighbour_inputs`). With ``workers`` > 0 the chunks
+    are loaded and augmented in that many DataLoader processes while the
+    encoder trains on the previous ones (each chunk is seeded on its own, so
+    the run is the same as with ``workers=0``). Under DDP process *r* takes
     every *world*-th slice of a step and gradients are averaged by hand, so
     the run equals one process up to float rounding.
     """
@@ -825,17 +828,125 @@ def _train_encoder(
     params = [*model.encoder.parameters(), *aux.parameters()]
     lr = cfg.encoder_lr or cfg.lr
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay)
-    augment = SeriesAugment(cfg.input_size) if cfg.augment else None
-    chunk = max(8, cfg.slice_batch // 4)
+    chunks = _Stage1Chunks(train_set, cfg, model.context)
+    # Estimate the step count for the schedule (slice counts do not depend on augmentation).
+    steps_per_epoch = [0] * cfg.encoder_epochs
+    for epoch, c, members in chunks.jobs:
+        n = len(chunks.picks(epoch, c, members))
+        steps_per_epoch[epoch - 1] += n // cfg.slice_batch or 1
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        _schedule(
+            cfg.replace(warmup_fraction=max(cfg.warmup_fraction, 0.05)), sum(steps_per_epoch)
+        ),
+    )
+    loader = torch.utils.data.DataLoader(
+        chunks,
+        batch_size=None,
+        shuffle=False,
+        num_workers=cfg.workers,
+        collate_fn=_as_is,
+        persistent_workers=False,
+    )
+    model.train()
+    aux.train()
+    current = 0
+    t0 = time.perf_counter()
+    losses: list[float] = []
+    n_seen = 0
 
-    def plan(epoch: int) -> list[list[int]]:
-        rng = np.random.default_rng(sample_seed(cfg.seed, epoch, -1, "slice-order"))
-        order = rng.permutation(len(train_set)).tolist()
-        return [order[i : i + chunk] for i in range(0, len(order), chunk)]
+    def log_epoch() -> None:
+        seconds = time.perf_counter() - t0
+        logger.info(
+            "encoder epoch %d: slice loss %.4f (%d slices, %.0f s, %.0f img/s)",
+            current,
+            float(np.mean(losses)) if losses else math.nan,
+            n_seen,
+            seconds,
+            n_seen / seconds if seconds > 0 else math.nan,
+        )
 
-    repeats = _subtype_repeats(train_set, cfg.subtype_balance)
+    for (epoch, _, _), (picks, rows, stacks) in zip(chunks.jobs, loader, strict=True):
+        if epoch != current:
+            if current:
+                log_epoch()
+            current, t0, losses, n_seen = epoch, time.perf_counter(), [], 0
+            total = steps_per_epoch[epoch - 1]
+            emit(ProgressEvent("epoch", epoch=epoch, total=total, text="encoder"))
+        n_steps = max(1, len(picks) // cfg.slice_batch)
+        for s in range(n_steps):
+            step = picks[s * cfg.slice_batch : (s + 1) * cfg.slice_batch]
+            if s == n_steps - 1:
+                step = picks[s * cfg.slice_batch :]
+            if len(step) < dist.world:
+                continue
+            mine = step[dist.rank :: dist.world]
+            hu = torch.stack([stacks[j][rows[j][1][k]] for j, k in mine])
+            with torch.no_grad():
+                x = model.neighbour_inputs(hu.to(dist.device))
+            y = torch.from_numpy(
+                np.stack([train_set[j].labels[k] for j, k in mine]).astype(np.float32)
+            ).to(dist.device)
+            with _autocast(dist.device, dtype):
+                logits = aux(model.encode(x))
+            loss = _weighted_bce(logits, y).sum() / len(step) * dist.world
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()  # type: ignore[no-untyped-call]
+            _allreduce_grads(params, dist)
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            batch_loss = _batch_loss(loss, dist)
+            losses.append(batch_loss)
+            n_seen += len(step)
+            emit(ProgressEvent("step", epoch=epoch, loss=batch_loss))
+    if current:
+        log_epoch()
 
-    def chunk_slices(epoch: int, c: int, members: Sequence[int]) -> list[tuple[int, int]]:
+
+def _as_is(item: Any) -> Any:
+    """DataLoader ``collate_fn`` that passes an item through unchanged."""
+    return item
+
+
+_Chunk = tuple[
+    list[tuple[int, int]],
+    dict[int, tuple[npt.NDArray[np.int64], dict[int, npt.NDArray[np.int64]]]],
+    dict[int, torch.Tensor],
+]
+
+
+class _Stage1Chunks(torch.utils.data.Dataset[_Chunk]):
+    """Stage 1's chunks of series, in training order over all encoder epochs.
+
+    ``jobs[i]`` is ``(epoch, chunk, member series)``; item ``i`` is that
+    chunk's shuffled picks ``(series, slice)``, the rows each pick needs
+    (:func:`_neighbour_rows`) and the augmented HU of those rows per series.
+    Everything is seeded by (``seed``, epoch, chunk or series), so an item is
+    the same in any process.
+    """
+
+    def __init__(self, train_set: Sequence[Example], cfg: TrainConfig, context: int) -> None:
+        self.train_set = train_set
+        self.cfg = cfg
+        self.context = context
+        self.augment = SeriesAugment(cfg.input_size) if cfg.augment else None
+        self.repeats = _subtype_repeats(train_set, cfg.subtype_balance)
+        chunk = max(8, cfg.slice_batch // 4)
+        self.jobs: list[tuple[int, int, list[int]]] = []
+        for epoch in range(1, cfg.encoder_epochs + 1):
+            rng = np.random.default_rng(sample_seed(cfg.seed, epoch, -1, "slice-order"))
+            order = rng.permutation(len(train_set)).tolist()
+            for c, i in enumerate(range(0, len(order), chunk)):
+                self.jobs.append((epoch, c, order[i : i + chunk]))
+
+    def __len__(self) -> int:
+        return len(self.jobs)
+
+    def picks(self, epoch: int, c: int, members: Sequence[int]) -> list[tuple[int, int]]:
+        """The chunk's positive slices (repeated by subtype) and sampled negatives, shuffled."""
+        cfg, train_set = self.cfg, self.train_set
         labs = [
             (j, k, float(train_set[j].labels[k, -1]))
             for j in members
@@ -844,8 +955,8 @@ def _train_encoder(
         pos = [(j, k) for j, k, y in labs if y > 0.5]
         neg = [(j, k) for j, k, y in labs if y <= 0.5]
         rng = np.random.default_rng(sample_seed(cfg.seed, epoch, c, "slices"))
-        if repeats is not None and pos:
-            r = np.array([repeats[j][k] for j, k in pos])
+        if self.repeats is not None and pos:
+            r = np.array([self.repeats[j][k] for j, k in pos])
             n = np.floor(r).astype(int) + (rng.random(len(r)) < r - np.floor(r))
             pos = [p for p, times in zip(pos, n.tolist(), strict=True) for _ in range(times)]
         if cfg.negative_ratio > 0:
@@ -855,68 +966,15 @@ def _train_encoder(
         chosen = pos + neg
         return [chosen[i] for i in rng.permutation(len(chosen))]
 
-    # Estimate the step count for the schedule (slice counts do not depend on augmentation).
-    steps_per_epoch = [
-        sum(len(chunk_slices(e, c, m)) // cfg.slice_batch or 1 for c, m in enumerate(plan(e)))
-        for e in range(1, cfg.encoder_epochs + 1)
-    ]
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        _schedule(
-            cfg.replace(warmup_fraction=max(cfg.warmup_fraction, 0.05)), sum(steps_per_epoch)
-        ),
-    )
-    model.train()
-    aux.train()
-    for epoch in range(1, cfg.encoder_epochs + 1):
-        t0 = time.perf_counter()
-        emit(ProgressEvent("epoch", epoch=epoch, total=steps_per_epoch[epoch - 1], text="encoder"))
-        losses: list[float] = []
-        n_seen = 0
-        for c, members in enumerate(plan(epoch)):
-            picks = chunk_slices(epoch, c, members)
-            rows = _neighbour_rows(train_set, picks, model.context)
-            stacks = {
-                j: _stage1_volume(train_set[j], needed, cfg, epoch, j, augment)
-                for j, (needed, _) in rows.items()
-            }
-            n_steps = max(1, len(picks) // cfg.slice_batch)
-            for s in range(n_steps):
-                step = picks[s * cfg.slice_batch : (s + 1) * cfg.slice_batch]
-                if s == n_steps - 1:
-                    step = picks[s * cfg.slice_batch :]
-                if len(step) < dist.world:
-                    continue
-                mine = step[dist.rank :: dist.world]
-                hu = torch.stack([stacks[j][rows[j][1][k]] for j, k in mine])
-                with torch.no_grad():
-                    x = model.neighbour_inputs(hu.to(dist.device))
-                y = torch.from_numpy(
-                    np.stack([train_set[j].labels[k] for j, k in mine]).astype(np.float32)
-                ).to(dist.device)
-                with _autocast(dist.device, dtype):
-                    logits = aux(model.encode(x))
-                loss = _weighted_bce(logits, y).sum() / len(step) * dist.world
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()  # type: ignore[no-untyped-call]
-                _allreduce_grads(params, dist)
-                if cfg.grad_clip:
-                    torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-                optimizer.step()
-                scheduler.step()
-                batch_loss = _batch_loss(loss, dist)
-                losses.append(batch_loss)
-                n_seen += len(step)
-                emit(ProgressEvent("step", epoch=epoch, loss=batch_loss))
-        seconds = time.perf_counter() - t0
-        logger.info(
-            "encoder epoch %d: slice loss %.4f (%d slices, %.0f s, %.0f img/s)",
-            epoch,
-            float(np.mean(losses)) if losses else math.nan,
-            n_seen,
-            seconds,
-            n_seen / seconds if seconds > 0 else math.nan,
-        )
+    def __getitem__(self, i: int) -> _Chunk:
+        epoch, c, members = self.jobs[i]
+        picks = self.picks(epoch, c, members)
+        rows = _neighbour_rows(self.train_set, picks, self.context)
+        stacks = {
+            j: _stage1_volume(self.train_set[j], needed, self.cfg, epoch, j, self.augment)
+            for j, (needed, _) in rows.items()
+        }
+        return picks, rows, stacks
 
 
 def _neighbour_rows(

@@ -118,7 +118,9 @@ class TrainConfig:
     threads
         torch intra-op threads per process (0 = CPU count / processes).
     workers, cache_workers
-        DataLoader worker processes; processes building the cache.
+        DataLoader worker processes that load and augment training series
+        (end-to-end batches, or stage 1's chunks of slices) while the model
+        trains; 0 = in the training process. Processes building the cache.
     val_fraction, test_fraction, split_seed
         Patient-level split sizes and its seed.
     max_exams
