@@ -17,6 +17,16 @@ def test_registry_lists_choices_in_error() -> None:
         build_encoder("resnet999", 3)
 
 
+def test_small_fine_keeps_twice_the_map_side_with_the_same_weights() -> None:
+    # small-fine is small without the stem's max-pool: same weights, finer maps.
+    small, fine = build_encoder("small", 9), build_encoder("small-fine", 9)
+    x = torch.zeros(2, 9, 64, 64)
+    assert small.body(x).shape == (2, 128, 2, 2)
+    assert fine.body(x).shape == (2, 128, 4, 4)
+    assert fine(x).shape == small(x).shape == (2, 128)
+    assert [p.shape for p in fine.parameters()] == [p.shape for p in small.parameters()]
+
+
 def test_shapes_and_padding_invariance() -> None:
     torch.manual_seed(0)
     cfg = load_config(preset="tiny", overrides=["context=2"])

@@ -153,8 +153,15 @@ def _convert_norm(module: nn.Module, norm: str, groups: int) -> nn.Module:
 
 
 def _monai_resnet(
-    in_channels: int, *, layers: list[int], widths: list[int], groups: int, norm: str
+    in_channels: int,
+    *,
+    layers: list[int],
+    widths: list[int],
+    groups: int,
+    norm: str,
+    stem_pool: bool = True,
 ) -> SliceEncoder:
+    """A MONAI ResNet body; without ``stem_pool`` every stage's map has twice the side."""
     from monai.networks.nets import ResNet  # type: ignore[attr-defined]
 
     net = ResNet(
@@ -168,9 +175,8 @@ def _monai_resnet(
         feed_forward=False,
         bias_downsample=False,  # a bias before a norm layer only adds Adam noise
     )
-    body = nn.Sequential(
-        net.conv1, net.bn1, net.act, net.maxpool, net.layer1, net.layer2, net.layer3, net.layer4
-    )
+    stem = [net.conv1, net.bn1, net.act, *([net.maxpool] if stem_pool else [])]
+    body = nn.Sequential(*stem, net.layer1, net.layer2, net.layer3, net.layer4)
     return SliceEncoder(_convert_norm(body, norm, groups), widths[-1])
 
 
@@ -213,6 +219,19 @@ ENCODERS: Mapping[str, EncoderSpec] = MappingProxyType(
                 "MONAI ResNet, 1 block per stage, widths 16-128, ~0.3M weights (CPU)",
                 lambda c, n: _monai_resnet(
                     c, layers=[1, 1, 1, 1], widths=[16, 32, 64, 128], groups=8, norm=n
+                ),
+            ),
+            EncoderSpec(
+                "small-fine",
+                "small without the stem's max-pool: maps of twice the side (1/16 of the input "
+                "at the end), ~1.5x the time per epoch on 2 CPU cores",
+                lambda c, n: _monai_resnet(
+                    c,
+                    layers=[1, 1, 1, 1],
+                    widths=[16, 32, 64, 128],
+                    groups=8,
+                    norm=n,
+                    stem_pool=False,
                 ),
             ),
             EncoderSpec(
