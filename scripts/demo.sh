@@ -15,6 +15,9 @@ seed="${ICHKIT_DEMO_SEED:-2019}"
 # too few in a few hundred exams to learn from or to measure an AUC on.
 mix="${ICHKIT_DEMO_SUBTYPE_MIX:-even}"
 prevalence="${ICHKIT_DEMO_PREVALENCE:-0.4}"
+# The slice encoder: the demo preset's `small`, or `small-fine` (finer maps, about
+# 1.5 x the encoder's training time; benchmarks/RESULTS.md compares them).
+encoder="${ICHKIT_DEMO_ENCODER:-small}"
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
 start=$(date +%s)
@@ -63,7 +66,7 @@ step "7. Train the series model (2.5D CNN + BiGRU) on the curated train split (v
 # exams.csv (written by the export) carries the curated split; the exported test
 # set (stage_2_test + its truth) is the model's test split, never trained on.
 "$ichkit" train --preset demo --data "$out/rsna" --out "$out/model" --set split_file=exams.csv \
-  --no-progress
+  --set encoder="$encoder" --no-progress
 
 step "8. Evaluate on the curated test set (exams never seen in training)"
 "$ichkit" evaluate "$out/model" --split test | tee "$out/evaluation.txt"
