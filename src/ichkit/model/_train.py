@@ -654,14 +654,7 @@ def _train(
             batches = _epoch_batches(len(train_set), cfg, epoch)
             local = [b[dist.rank :: dist.world] for b in batches]
             dataset = _BatchDataset(train_set, local, cfg, epoch)
-            loader = torch.utils.data.DataLoader(
-                dataset,
-                batch_size=None,
-                shuffle=False,
-                num_workers=cfg.workers,
-                persistent_workers=False,
-                pin_memory=dist.device.type == "cuda",
-            )
+            loader = _in_order(dataset, cfg.workers, pin_memory=dist.device.type == "cuda")
             emit(ProgressEvent("epoch", epoch=epoch, total=len(batches)))
             model.train()
             losses = []
@@ -840,14 +833,7 @@ def _train_encoder(
             cfg.replace(warmup_fraction=max(cfg.warmup_fraction, 0.05)), sum(steps_per_epoch)
         ),
     )
-    loader = torch.utils.data.DataLoader(
-        chunks,
-        batch_size=None,
-        shuffle=False,
-        num_workers=cfg.workers,
-        collate_fn=_as_is,
-        persistent_workers=False,
-    )
+    loader = _in_order(chunks, cfg.workers, collate_fn=_as_is)
     model.train()
     aux.train()
     current = 0
@@ -903,6 +889,23 @@ def _train_encoder(
             emit(ProgressEvent("step", epoch=epoch, loss=batch_loss))
     if current:
         log_epoch()
+
+
+def _in_order(
+    dataset: torch.utils.data.Dataset[Any], workers: int, **options: Any
+) -> torch.utils.data.DataLoader[Any]:
+    """A DataLoader yielding ``dataset``'s items one by one, in order (each is a whole step's data).
+
+    ``workers`` > 0 prepares them in that many processes while training runs.
+    """
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_size=None,
+        shuffle=False,
+        num_workers=workers,
+        persistent_workers=False,
+        **options,
+    )
 
 
 def _as_is(item: Any) -> Any:
