@@ -142,6 +142,12 @@ def test_cli_train_and_bad_setting(
         == 2
     )
     assert "dataset folder not found" in capsys.readouterr().err
+    # An unknown encoder fails before any data is read or anything is written.
+    fresh = tmp_path / "bad-encoder"
+    argv = ["train", "--preset", "tiny", "--data", str(tiny_dataset), "--out", str(fresh)]
+    assert main([*argv, "--set", "encoder=small-fin"]) == 2
+    assert "encoder: unknown encoder 'small-fin'; expected one of" in capsys.readouterr().err
+    assert not fresh.exists()
 
 
 def test_subtype_balance_repeats_rare_subtype_slices() -> None:

@@ -557,6 +557,9 @@ def _train(
             field="batch_exams",
             value=cfg.batch_exams,
         )
+    # Built before any data is read, so that a bad encoder or norm fails at once.
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg).to(dist.device)
     out.mkdir(parents=True, exist_ok=True)
     cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else out / "cache"
     if dist.main:
@@ -573,8 +576,6 @@ def _train(
             "the train split is empty", path=cfg.data, field="split", value=len(val_set)
         )
 
-    torch.manual_seed(cfg.seed)
-    model = build_model(cfg).to(dist.device)
     steps_per_epoch = len(_epoch_batches(len(train_set), cfg, 0))
     total_steps = steps_per_epoch * cfg.epochs
     decay: list[torch.nn.Parameter] = []
