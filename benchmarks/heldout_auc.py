@@ -7,7 +7,10 @@ Usage::
     .venv/bin/ichkit predict HELDOUT/dicom/*/*/* --model RUN/model.onnx --out PRED/preds.csv
     .venv/bin/python benchmarks/heldout_auc.py --data HELDOUT --preds PRED
 
-(``--csv OUT.csv --name RUN`` append the row to a CSV).
+(``--csv OUT.csv --name RUN`` append the row to a CSV; several ``--preds``
+folders score their ensemble, the mean of their logits; ``--small-px N`` also
+reports the exam AUC without the positive exams whose largest slice holds at
+most N blood pixels of that label, from ``HELDOUT/masks``).
 
 A test split of a few hundred exams holds 10-20 positive exams per subtype, so
 its exam AUC moves by several hundredths from one data draw to the next. To
@@ -24,8 +27,50 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
+
+
+def _logit(p: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    q = np.clip(p, 1e-7, 1 - 1e-7)
+    return np.asarray(np.log(q / (1 - q)))
+
+
+def _run(preds: Path, data: Path, series: list[str]) -> tuple[npt.NDArray[np.float64], Any]:
+    """Exam probabilities (in ``series`` order) and the image rows of one prediction folder."""
+    from ichkit.labels import LABELS, read_labels
+
+    doc = json.loads((preds / "exams.json").read_text())
+    probs = {
+        s["series_instance_uid"]: [s["probabilities"][lab] for lab in LABELS]
+        for e in doc["exams"]
+        for s in e["series"]
+    }
+    missing = [s for s in series if s not in probs]
+    if missing:
+        raise SystemExit(
+            f"{preds / 'exams.json'}: {len(missing)} series of {data / 'exams.csv'} "
+            f"were not predicted, e.g. {missing[0]}"
+        )
+    return np.array([probs[s] for s in series], dtype=np.float64), read_labels(preds / "preds.csv")
+
+
+def _largest_slice_px(data: Path, series: list[str]) -> npt.NDArray[np.int64]:
+    """(series, subtypes): blood pixels on each series' largest slice of each subtype."""
+    from ichkit.labels import SUBTYPES
+
+    out = np.zeros((len(series), len(SUBTYPES)), dtype=np.int64)
+    for i, uid in enumerate(series):
+        path = data / "masks" / f"{uid}.npz"
+        if not path.exists():
+            raise SystemExit(f"{path}: no mask (generate the held-out set with --masks)")
+        with np.load(path) as masks:
+            for j, name in enumerate(SUBTYPES):
+                m = masks[name]
+                out[i, j] = int(m.reshape(m.shape[0], -1).sum(axis=1).max(initial=0))
+    return out
 
 
 def main() -> None:
@@ -33,43 +78,52 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="ichkit synth output (held out)")
     parser.add_argument(
-        "--preds", type=Path, required=True, help="folder of preds.csv + exams.json"
+        "--preds",
+        type=Path,
+        nargs="+",
+        required=True,
+        help="folder(s) of preds.csv + exams.json; several: their ensemble (logit mean)",
     )
     parser.add_argument("--name", default="", help="row name (default: the preds folder name)")
     parser.add_argument("--csv", type=Path, help="append the figures to this CSV")
+    parser.add_argument(
+        "--small-px",
+        type=int,
+        default=0,
+        help="also report exam AUC without positives whose largest slice has <= N blood pixels",
+    )
     args = parser.parse_args()
 
     import pandas as pd
 
-    from ichkit.labels import LABELS, read_labels
+    from ichkit.labels import LABELS, SUBTYPES, read_labels
     from ichkit.metrics import per_label_auc, weighted_log_loss
 
     exams = pd.read_csv(args.data / "exams.csv", dtype={"series": str}).set_index("series")
-    doc = json.loads((args.preds / "exams.json").read_text())
-    probs = {
-        s["series_instance_uid"]: [s["probabilities"][lab] for lab in LABELS]
-        for e in doc["exams"]
-        for s in e["series"]
-    }
-    missing = [s for s in exams.index if s not in probs]
-    if missing:
-        raise SystemExit(
-            f"{args.preds / 'exams.json'}: {len(missing)} series of {args.data / 'exams.csv'} "
-            f"were not predicted, e.g. {missing[0]}"
-        )
-    exam_p = np.array([probs[s] for s in exams.index])
+    series = list(exams.index)
+    runs = [_run(p, args.data, series) for p in args.preds]
+    pred = runs[0][1]
+    for _, other in runs[1:]:
+        if not other.index.equals(pred.index):
+            raise SystemExit(f"{args.preds[0]} and the other --preds list different images")
+
+    def mean_prob(arrays: list[npt.NDArray[np.float64]]) -> npt.NDArray[np.float64]:
+        return np.asarray(1 / (1 + np.exp(-np.mean([_logit(a) for a in arrays], axis=0))))
+
+    exam_p = mean_prob([p for p, _ in runs])
+    image_p = mean_prob([r[list(LABELS)].to_numpy(dtype=np.float64) for _, r in runs])
     exam_y = exams[list(LABELS)].to_numpy(dtype=np.float64)
-    pred = read_labels(args.preds / "preds.csv")
     truth = read_labels(args.data / "truth.csv").reindex(pred.index)
     unknown = truth.index[truth.isna().any(axis=1)]
     if len(unknown):
         raise SystemExit(
-            f"{args.preds / 'preds.csv'}: {len(unknown)} images have no row in "
+            f"{args.preds[0] / 'preds.csv'}: {len(unknown)} images have no row in "
             f"{args.data / 'truth.csv'}, e.g. {unknown[0]}"
         )
-    image_p, image_y = pred[list(LABELS)].to_numpy(), truth[list(LABELS)].to_numpy()
+    image_y = truth[list(LABELS)].to_numpy()
 
-    row: dict[str, float | str | int] = {"run": args.name or args.preds.name, "exams": len(exams)}
+    name = args.name or "+".join(p.name for p in args.preds)
+    row: dict[str, float | str | int] = {"run": name, "exams": len(exams)}
     exam_auc, image_auc = per_label_auc(exam_y, exam_p), per_label_auc(image_y, image_p)
     for j, lab in enumerate(LABELS):
         row[f"exam_auc_{lab}"] = exam_auc[lab]
@@ -86,6 +140,18 @@ def main() -> None:
         f"| {row['run']} | {row['exams']} | {cells('exam_auc')} | {cells('image_auc')} "
         f"| {float(row['weighted_log_loss']):.4f} |"
     )
+    if args.small_px > 0:
+        px = _largest_slice_px(args.data, series)
+        print(f"\nexam AUC without positive exams of <= {args.small_px} blood pixels per slice:")
+        for j, lab in enumerate(SUBTYPES):
+            small = (exam_y[:, j] == 1) & (px[:, j] <= args.small_px)
+            keep = ~small
+            auc = per_label_auc(exam_y[keep], exam_p[keep])[lab]
+            row[f"exam_auc_{lab}_without_small"] = auc
+            print(
+                f"  {lab}: {int(small.sum())} of {int(exam_y[:, j].sum())} positive exams small;"
+                f" exam AUC {exam_auc[lab]:.3f}, without them {auc:.3f}"
+            )
     if args.csv:
         frame = pd.DataFrame([row])
         frame.to_csv(args.csv, mode="a", header=not args.csv.exists(), index=False)
