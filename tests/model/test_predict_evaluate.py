@@ -209,3 +209,24 @@ def test_mimics_table(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="no 'sop_instance_uid' column") as err:
         _mimic_images(tmp_path)
     assert "mimics.csv" in str(err.value) and "columns" in str(err.value)
+
+
+def test_report_auc_equals_sklearn_and_bootstrap_interval_holds_it() -> None:
+    """The report's AUC (numpy) is scikit-learn's, ties included; NaN with one class."""
+    import math
+
+    import numpy as np
+    from sklearn.metrics import roc_auc_score
+
+    from ichkit.model._metrics import auc, bootstrap_ci
+
+    rng = np.random.default_rng(3)
+    y = rng.random(400) < 0.2
+    score = np.round(rng.random(400) + 0.4 * y, 2)  # rounded: many ties
+    assert auc(y, score) == pytest.approx(roc_auc_score(y, score), abs=1e-12)
+    assert auc(y.astype(np.float32), score.astype(np.float32)) == pytest.approx(
+        roc_auc_score(y, score.astype(np.float32)), abs=1e-12
+    )
+    assert math.isnan(auc(np.zeros(5), np.arange(5.0)))
+    lo, hi = bootstrap_ci(lambda idx: auc(y[idx], score[idx]), y.size, rounds=200)
+    assert lo < auc(y, score) < hi
