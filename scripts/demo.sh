@@ -15,8 +15,8 @@ seed="${ICHKIT_DEMO_SEED:-2019}"
 # too few in a few hundred exams to learn from or to measure an AUC on.
 mix="${ICHKIT_DEMO_SUBTYPE_MIX:-even}"
 prevalence="${ICHKIT_DEMO_PREVALENCE:-0.4}"
-# The slice encoder: the demo preset's `small`, or `small-fine` (finer maps, about
-# 1.5 x the encoder's training time; benchmarks/RESULTS.md compares them).
+# The slice encoder: the demo preset's `small`, or `small-fine` (finer maps, 1.5-2.7 x
+# the encoder's training time, by CPU; benchmarks/RESULTS.md compares them).
 encoder="${ICHKIT_DEMO_ENCODER:-small}"
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }

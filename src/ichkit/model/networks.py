@@ -224,7 +224,7 @@ ENCODERS: Mapping[str, EncoderSpec] = MappingProxyType(
             EncoderSpec(
                 "small-fine",
                 "small without the stem's max-pool: maps of twice the side (1/16 of the input "
-                "at the end), ~1.5x the time per epoch on 2 CPU cores",
+                "at the end), 1.5-2.7x the time per epoch on 2 CPU cores",
                 lambda c, n: _monai_resnet(
                     c,
                     layers=[1, 1, 1, 1],
