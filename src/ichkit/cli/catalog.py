@@ -126,8 +126,9 @@ def labels_import_command(
     """Store an RSNA labels CSV as a label source of the catalog.
 
     Images are matched by SOPInstanceUID (ID_<uid>_<label> rows); exam labels
-    are derived as the maximum over each study's images. Used by the demo to
-    load the synthetic truth as a stand-in for readers.
+    are derived as the maximum over each study's images. Reader labels in the
+    RSNA CSV format, or a synthetic truth.csv as a stand-in for readers (the
+    demo passes those to ichkit ingest --labels instead).
     """
     from rich.console import Console
 

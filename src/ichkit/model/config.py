@@ -111,7 +111,8 @@ class TrainConfig:
         Seeds weights, batch order and augmentation (per exam and epoch, so
         that DDP sees the same data as one process).
     precision
-        ``auto`` (bf16 on CPUs with native bf16, fp16 AMP on CUDA, else fp32),
+        ``auto`` (bf16 on CPUs with native bf16; on CUDA bf16 AMP where the GPU
+        supports it, else fp16; otherwise fp32),
         ``fp32``, ``bf16`` or ``fp16``.
     channels_last, compile
         Memory format of the encoder; ``torch.compile`` the model.
