@@ -78,25 +78,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    flags = set()
     cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                break
-    model = (
-        next(
-            (
-                ln.split(":", 1)[1].strip()
-                for ln in cpuinfo.read_text().splitlines()
-                if "model name" in ln
-            ),
-            "?",
-        )
-        if cpuinfo.exists()
-        else "?"
+    lines = cpuinfo.read_text().splitlines() if cpuinfo.exists() else []
+    flags = next(
+        (set(ln.split(":", 1)[1].split()) for ln in lines if ln.startswith("flags")), set()
     )
+    model = next((ln.split(":", 1)[1].strip() for ln in lines if "model name" in ln), "?")
     print(
         f"torch {torch.__version__}, {args.threads} threads, {model}; "
         f"avx512_bf16: {'avx512_bf16' in flags}, amx_bf16: {'amx_bf16' in flags}"

@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ichkit.labels import LABEL_WEIGHTS
+from ichkit.metrics import roc_auc
 
 __all__ = ["auc", "bootstrap_ci", "threshold_for_sensitivity", "weighted_log_loss"]
 
@@ -39,8 +40,6 @@ def auc(truth: npt.ArrayLike, score: npt.ArrayLike) -> float:
     ``roc_auc_score``): a report's bootstrap calls it thousands of times, and
     scikit-learn's input checks made that half of ``ichkit evaluate``'s time.
     """
-    from ichkit.metrics import roc_auc
-
     return roc_auc(np.asarray(truth, dtype=np.float64) > 0.5, score)
 
 

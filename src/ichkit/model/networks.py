@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -200,6 +200,11 @@ def _monai_densenet(in_channels: int, norm: str) -> SliceEncoder:
     return SliceEncoder(body, 1024)
 
 
+#: The layout of ``small`` (and ``small-fine``, the same without the stem's max-pool).
+_SMALL: Mapping[str, Any] = MappingProxyType(
+    {"layers": [1, 1, 1, 1], "widths": [16, 32, 64, 128], "groups": 8}
+)
+
 #: Registered slice encoders (MONAI networks, random initialisation: ichkit
 #: downloads no weights). Their BatchNorms become :class:`DistBatchNorm2d`
 #: (statistics over the global batch, so DDP equals one process) or GroupNorm.
@@ -217,22 +222,13 @@ ENCODERS: Mapping[str, EncoderSpec] = MappingProxyType(
             EncoderSpec(
                 "small",
                 "MONAI ResNet, 1 block per stage, widths 16-128, ~0.3M weights (CPU)",
-                lambda c, n: _monai_resnet(
-                    c, layers=[1, 1, 1, 1], widths=[16, 32, 64, 128], groups=8, norm=n
-                ),
+                lambda c, n: _monai_resnet(c, **_SMALL, norm=n),
             ),
             EncoderSpec(
                 "small-fine",
                 "small without the stem's max-pool: maps of twice the side (1/16 of the input "
                 "at the end), 1.5-2.7x the time per epoch on 2 CPU cores",
-                lambda c, n: _monai_resnet(
-                    c,
-                    layers=[1, 1, 1, 1],
-                    widths=[16, 32, 64, 128],
-                    groups=8,
-                    norm=n,
-                    stem_pool=False,
-                ),
+                lambda c, n: _monai_resnet(c, **_SMALL, norm=n, stem_pool=False),
             ),
             EncoderSpec(
                 "medium",
