@@ -136,3 +136,17 @@ def test_slice_count_from_head_height() -> None:
     cfg = SynthConfig(exams=3, seed=1, size=64)
     n = [len(generate_exam(cfg, i).hu) for i in range(3)]
     assert all(26 <= k <= 42 for k in n), n  # 5 mm slices over 130-210 mm of head
+
+
+def test_thin_slices_are_noisier() -> None:
+    """Quantum noise goes as 1/sqrt(slice thickness): 1.25 mm slices of the same
+    head (same seed) carry twice the noise sigma of 5 mm ones, 10 mm ones 1/sqrt(2)."""
+    base = SynthConfig(exams=1, seed=5, size=64, prevalence=0.0)
+    sigma = {
+        t: generate_exam(replace(base, slice_thickness=t), 0).metadata.noise_sigma
+        for t in (1.25, 5.0, 10.0)
+    }
+    assert sigma[1.25] == pytest.approx(2.0 * sigma[5.0], rel=1e-9)
+    assert sigma[10.0] == pytest.approx(sigma[5.0] / 2**0.5, rel=1e-9)
+    default = generate_exam(base, 0).metadata
+    assert default.slice_thickness == 5.0 and default.noise_sigma == sigma[5.0]

@@ -222,9 +222,12 @@ def generate_exam(config: SynthConfig, plan: ExamPlan | int) -> SynthExam:
     lesions: list[Lesion] = draw_lesions(les_rng, anatomy, kinds) if kinds else []
     shift = midline_shift(lesions)
     mimics = draw_mimics(head_rng, anatomy)
-    # Noise is quoted for 0.43-0.5 mm pixels; coarser pixels average it down
-    # (as a downsampled 512 image would be).
+    # Noise is quoted for 0.43-0.5 mm pixels and 5 mm slices; coarser pixels
+    # average it down (as a downsampled 512 image would be), and quantum noise
+    # goes as 1/sqrt(slice thickness) at a given dose (thin reconstructions are
+    # noisier; the factor is exactly 1 at 5 mm).
     sigma = float(rng.uniform(*vendor.noise_sigma)) * min(1.0, 0.47 / ps)
+    sigma *= math.sqrt(5.0 / thickness)
     corr_px = float(rng.uniform(*vendor.noise_corr_mm)) / ps
     streak = rng.random() < 0.35
     motion: list[int] = []
