@@ -28,6 +28,7 @@ def _write_slice(
     patient: str,
     z: float,
     spacing: float,
+    thickness: float = 5.0,
 ) -> None:
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
@@ -49,7 +50,7 @@ def _write_slice(
     ds.ImagePositionPatient = [-100.0, -100.0, z]
     ds.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
     ds.PixelSpacing = [spacing, spacing]
-    ds.SliceThickness = 5.0
+    ds.SliceThickness = thickness
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = "MONOCHROME2"
     ds.Rows, ds.Columns = hu.shape
@@ -64,7 +65,7 @@ def _write_slice(
 
 
 def phantom(
-    rng: np.random.Generator, *, size: int, slices: int, positive: bool
+    rng: np.random.Generator, *, size: int, slices: int, positive: bool, lesion_slices: int = 3
 ) -> tuple[np.ndarray, np.ndarray]:
     """(hu (slices, size, size) int16, lesion mask) of one exam."""
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
@@ -78,11 +79,11 @@ def phantom(
     hu += rng.normal(0, 4, size=hu.shape)
     mask = np.zeros(hu.shape, dtype=bool)
     if positive:
-        k0 = int(rng.integers(1, slices - 3))
+        k0 = int(rng.integers(1, slices - lesion_slices))
         cy, cx = c[0] + rng.uniform(-0.2, 0.2) * b, c[1] + rng.uniform(-0.2, 0.2) * a
         rad = size * 0.12
         blob = (yy - cy) ** 2 + (xx - cx) ** 2 < rad**2
-        for k in range(k0, k0 + 3):
+        for k in range(k0, k0 + lesion_slices):
             hu[k][blob] = 75.0 + rng.normal(0, 3)
             mask[k] = blob
     return np.round(hu).astype(np.int16), mask
@@ -96,8 +97,10 @@ def make_dataset(
     slices: int = 8,
     seed: int = 0,
     positive_every: int = 2,
+    slice_mm: float = 5.0,
+    lesion_slices: int = 3,
 ) -> Path:
-    """Write a tiny dataset in the synth layout; return ``root``."""
+    """Write a tiny dataset in the synth layout (slices ``slice_mm`` apart); return ``root``."""
     rng = np.random.default_rng(seed)
     (root / "masks").mkdir(parents=True, exist_ok=True)
     lines = ["ID,Label"]
@@ -110,7 +113,9 @@ def make_dataset(
         folder = root / "dicom" / "site0" / patient / f"st{e}" / f"se{e}"
         folder.mkdir(parents=True, exist_ok=True)
         positive = e % positive_every == 0
-        hu, mask = phantom(rng, size=size, slices=slices, positive=positive)
+        hu, mask = phantom(
+            rng, size=size, slices=slices, positive=positive, lesion_slices=lesion_slices
+        )
         subtype = int(rng.integers(0, 5))
         if not positive:  # a calcification (hard negative) on slice 1, listed in mimics.csv
             mid = size // 2
@@ -129,8 +134,9 @@ def make_dataset(
                 series=series,
                 study=study,
                 patient=patient,
-                z=5.0 * k,
+                z=slice_mm * k,
                 spacing=200.0 / size,
+                thickness=slice_mm,
             )
             lab = [0] * 6
             if mask[k].any():

@@ -290,22 +290,44 @@ def predict(
             "--heatmap-threshold", help="'any' probability from which a slice gets a heatmap."
         ),
     ] = 0.5,
+    slab_mm: Annotated[
+        float | None,
+        typer.Option(
+            "--slab-mm",
+            help="Read series whose slices are under SLAB_MM/1.5 apart as slabs of about "
+            "SLAB_MM (mean HU); each image gets its slab's prediction. Default: the slice "
+            "spacing the model was trained on (its file records it); 0 = never.",
+        ),
+    ] = None,
 ) -> None:
     """Predict every image of the given studies; write preds.csv and exams.json beside it.
 
     preds.csv holds six rows per image (valid input to ichkit score); exams.json holds
-    per-exam probabilities and the top slices.
+    per-exam probabilities and the top slices. A thin-slice series (e.g. 0.625 mm) is
+    read as thick slabs like the slices the model was trained on (e.g. 5 mm).
     """
     from ichkit.model._infer import predict_studies
 
     result = predict_studies(
-        studies, model, out_csv=out, heatmaps=heatmaps, masks=masks, heatmap_threshold=threshold
+        studies,
+        model,
+        out_csv=out,
+        heatmaps=heatmaps,
+        masks=masks,
+        heatmap_threshold=threshold,
+        slab_mm=slab_mm,
     )
     n = sum(len(s.sop_instance_uids) for s in result.series)
     typer.echo(
         f"{n} images in {len(result.series)} series: {result.preds_csv}, {result.exams_json} "
         f"({result.seconds:.2f} s)"
     )
+    slabbed = [s for s in result.series if s.reformat is not None]
+    if slabbed:
+        typer.echo(
+            f"{len(slabbed)} thin-slice series read as slabs of about "
+            f"{slabbed[0].reformat[1]:.1f} mm (exams.json: read_as_slabs)"  # type: ignore[index]
+        )
     if result.heatmaps and "peak_in_lesion" in result.heatmaps:
         pl = result.heatmaps["peak_in_lesion"]
         typer.echo(

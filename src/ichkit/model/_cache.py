@@ -4,7 +4,7 @@ Training reads every series once per epoch; decoding DICOM each time (pydicom,
 HU conversion, head crop, resize) costs far more than the network on small
 inputs. The cache stores, per series, the int16 HU volume at the input size
 (``<cache>/<size>px/<key>.npy``, opened memory-mapped) and a JSON sidecar
-(UIDs, crop box). Windows are applied by the model, so one cache serves every
+(UIDs, crop box, slice spacing). Windows are applied by the model, so one cache serves every
 window set; a different input size gets its own folder. Series are built in
 parallel worker processes; a series already cached is not rebuilt.
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import multiprocessing
 import os
 from collections.abc import Callable, Sequence
@@ -31,7 +32,7 @@ __all__ = ["CACHE_VERSION", "CachedSeries", "build_cache", "cache_folder"]
 logger = logging.getLogger(__name__)
 
 #: Bumped when the preprocessing changes, so old caches are not reused.
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: the sidecar records the slice spacing
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,8 @@ class CachedSeries:
         One per slice, in the volume's order (inferior → superior).
     box
         The crop of the original images.
+    slice_mm
+        The series' slice spacing (median gap of the positions, mm; NaN when unknown).
     """
 
     key: str
@@ -59,6 +62,7 @@ class CachedSeries:
     patient_id: str
     sop_instance_uids: tuple[str, ...]
     box: CropBox
+    slice_mm: float = math.nan
 
     @property
     def n_slices(self) -> int:
@@ -95,6 +99,7 @@ def _read_meta(folder: Path, key: str) -> CachedSeries | None:
             patient_id=d["patient_id"],
             sop_instance_uids=tuple(d["sop_instance_uids"]),
             box=CropBox(**d["box"]),
+            slice_mm=float(d["slice_mm"]) if d["slice_mm"] is not None else math.nan,
         )
     except (OSError, ValueError, KeyError, TypeError) as err:
         logger.warning("%s: unreadable cache entry, rebuilding: %s", meta, err)
@@ -109,6 +114,7 @@ def _build_one(job: tuple[SeriesFiles, str, int]) -> CachedSeries:
     folder = Path(folder_text)
     loaded = load_series(list(series.files), series_instance_uid=series.series_instance_uid)
     volume, box = preprocess_volume(loaded.hu, size=size)
+    slice_mm = float(loaded.spacing[0])
     with atomic_open(folder / f"{series.key}.npy", "wb") as handle:
         np.save(handle, volume)
     meta = {
@@ -118,6 +124,7 @@ def _build_one(job: tuple[SeriesFiles, str, int]) -> CachedSeries:
         "sop_instance_uids": list(loaded.sop_instance_uids),
         "box": box.to_dict(),
         "findings": [str(f) for f in loaded.findings],
+        "slice_mm": slice_mm if math.isfinite(slice_mm) else None,
     }
     atomic_write_text(_meta_path(folder, series.key), json.dumps(meta))
     return CachedSeries(
@@ -128,6 +135,7 @@ def _build_one(job: tuple[SeriesFiles, str, int]) -> CachedSeries:
         patient_id=series.patient_id,
         sop_instance_uids=tuple(loaded.sop_instance_uids),
         box=box,
+        slice_mm=slice_mm,
     )
 
 

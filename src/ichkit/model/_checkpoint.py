@@ -2,7 +2,8 @@
 
 A checkpoint (``torch.save`` of a plain dict, loaded with ``weights_only=True``)
 holds the model weights, the resolved :class:`TrainConfig`, the label order,
-the windows, the input size, the ichkit version and the epoch's metrics; the
+the windows, the input size, the training data's slice spacing, the ichkit
+version and the epoch's metrics; the
 ``last.ckpt`` of a run also holds the optimiser and schedule for resuming.
 Loading checks the label order, window set and input size against what the
 caller expects and names the one that differs.
@@ -123,6 +124,7 @@ def save_checkpoint(
     epoch: int,
     metrics: Mapping[str, float],
     state: Mapping[str, Any] | None = None,
+    slice_mm: float | None = None,
 ) -> Path:
     """Write a checkpoint atomically.
 
@@ -132,6 +134,9 @@ def save_checkpoint(
         The (unwrapped) model.
     state
         Extra resumable state (optimiser, schedule, best score).
+    slice_mm
+        The median slice spacing of the training series (mm): ``ichkit
+        predict`` reads much thinner series as slabs of this thickness.
     """
     import torch
 
@@ -142,6 +147,7 @@ def save_checkpoint(
         "config": cfg.to_dict(),
         "epoch": epoch,
         "metrics": {k: float(v) for k, v in metrics.items()},
+        "slice_mm": slice_mm,
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
     }
     if state is not None:

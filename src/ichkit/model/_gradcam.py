@@ -26,6 +26,7 @@ import numpy.typing as npt
 
 from ichkit.errors import ModelError
 from ichkit.model._preprocess import CropBox, preprocess_volume
+from ichkit.model._slabs import slab_mean
 
 __all__ = ["gradcam", "intracranial_mask", "to_original", "write_heatmaps"]
 
@@ -246,8 +247,14 @@ def write_heatmaps(
         if not positive:
             continue
         series = volumes[pred.series_instance_uid]
-        volume, _ = preprocess_volume(series.hu, size=torch_predictor.input_size, box=pred.box)
-        cams = gradcam(model, volume, positive)
+        # a thin series was read as slabs: the model's slice k is slab k, and
+        # each positive image shows the map of its slab
+        hu = series.hu if pred.slabs is None else slab_mean(series.hu, pred.slabs)
+        volume, _ = preprocess_volume(hu, size=torch_predictor.input_size, box=pred.box)
+        model_slice = [int(pred.slabs[i]) if pred.slabs is not None else i for i in positive]
+        wanted = sorted(set(model_slice))
+        cam_of = dict(zip(wanted, gradcam(model, volume, wanted), strict=True))
+        cams = [cam_of[j] for j in model_slice]
         # in-plane pixel size for the peak-to-lesion distance (1 mm when unknown)
         mm = float(np.mean(series.spacing[1:])) if np.isfinite(series.spacing[1]) else 1.0
         lesion = None

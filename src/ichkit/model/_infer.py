@@ -5,7 +5,9 @@ one preprocessed series. :func:`predict_studies` finds the series in each
 study folder from the headers (any file names, any order), reads each with
 :func:`ichkit.dicom.load_series`, crops and resizes it exactly as training did,
 and writes six rows per image (``preds.csv``, valid for ``ichkit score``) plus
-``exams.json`` (per-exam probabilities and top slices).
+``exams.json`` (per-exam probabilities and top slices). A series much thinner
+than the model's training slices is read as thick slabs
+(:mod:`ichkit.model._slabs`); each of its images gets its slab's prediction.
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from ichkit.errors import ModelError
+from ichkit.errors import ConfigError, ModelError
 from ichkit.labels import LABELS, image_id
 from ichkit.model._preprocess import CropBox, preprocess_volume
+from ichkit.model._slabs import Slabs, slab_index, slab_mean
 
 __all__ = [
     "OnnxPredictor",
@@ -36,6 +39,7 @@ __all__ = [
     "load_predictor",
     "predict_series",
     "predict_studies",
+    "series_volume",
 ]
 
 logger = logging.getLogger(__name__)
@@ -48,6 +52,16 @@ _MIN_SLICES = 3
 
 def _sigmoid(x: npt.NDArray[np.floating]) -> F64:
     return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))
+
+
+def model_slice_mm(meta: dict[str, Any]) -> float | None:
+    """The training slice spacing a model file records (None: not recorded)."""
+    value = meta.get("slice_mm")
+    try:
+        mm = float(value) if value is not None else math.nan
+    except (TypeError, ValueError):
+        return None
+    return mm if math.isfinite(mm) and mm > 0 else None
 
 
 class Predictor(Protocol):
@@ -179,6 +193,10 @@ class SeriesPrediction:
     box: CropBox
     findings: list[str] = field(default_factory=list)
     modality: str = ""
+    #: Slab of each image when the series was read as thick slabs, else None.
+    slabs: npt.NDArray[np.intp] | None = None
+    #: (slice spacing, slab thickness) in mm when read as slabs.
+    reformat: tuple[float, float] | None = None
 
     def top_slices(self, k: int = 5) -> list[dict[str, Any]]:
         """The k slices with the highest ``any`` probability."""
@@ -193,10 +211,44 @@ class SeriesPrediction:
         ]
 
 
-def predict_series(predictor: Predictor, series: Any, *, study_dir: Path) -> SeriesPrediction:
-    """Predict one :class:`ichkit.dicom.Series`."""
-    volume, box = preprocess_volume(series.hu, size=predictor.input_size)
+def series_volume(series: Any, slab_mm: float | None) -> tuple[npt.NDArray[np.int16], Slabs | None]:
+    """The HU volume the model reads for a :class:`ichkit.dicom.Series`, and its slabs.
+
+    A series whose slice spacing is under ``slab_mm / 1.5`` is averaged into
+    slabs of about ``slab_mm`` (:func:`ichkit.model._slabs.slab_index`);
+    otherwise, or with ``slab_mm`` None, the series is returned as it is.
+    """
+    slabs = slab_index(series.positions, slab_mm) if len(series.positions) else None
+    if slabs is None:
+        return series.hu, None
+    return slab_mean(series.hu, slabs.index), slabs
+
+
+def predict_series(
+    predictor: Predictor, series: Any, *, study_dir: Path, slab_mm: float | None = None
+) -> SeriesPrediction:
+    """Predict one :class:`ichkit.dicom.Series`.
+
+    ``slab_mm``: read a thin series as slabs of this thickness (see
+    :func:`series_volume`); None = as it is.
+    """
+    hu, slabs = series_volume(series, slab_mm)
+    volume, box = preprocess_volume(hu, size=predictor.input_size)
     image_probs, exam_probs = predictor(volume)
+    reformat = None
+    if slabs is not None:
+        image_probs = image_probs[slabs.index]
+        reformat = (slabs.spacing_mm, slabs.thickness_mm)
+        logger.info(
+            "series %s: %d slices %.2f mm apart read as %d slabs of %.2f mm "
+            "(the model's slices: %.2f mm)",
+            series.series_instance_uid,
+            len(slabs.index),
+            slabs.spacing_mm,
+            len(volume),
+            slabs.thickness_mm,
+            slab_mm,
+        )
     return SeriesPrediction(
         study_dir=study_dir,
         series_instance_uid=series.series_instance_uid,
@@ -207,6 +259,8 @@ def predict_series(predictor: Predictor, series: Any, *, study_dir: Path) -> Ser
         box=box,
         findings=[str(f) for f in series.findings],
         modality=series.modality,
+        slabs=None if slabs is None else slabs.index,
+        reformat=reformat,
     )
 
 
@@ -253,6 +307,7 @@ def predict_studies(
     masks: str | os.PathLike[str] | None = None,
     heatmap_threshold: float = 0.5,
     on_series: Callable[[SeriesPrediction], None] | None = None,
+    slab_mm: float | None = None,
 ) -> PredictResult:
     """Predict every series of every study folder; write preds.csv and exams.json.
 
@@ -275,6 +330,13 @@ def predict_studies(
         score the heatmap peaks against.
     heatmap_threshold
         ``any`` probability from which a slice gets a heatmap.
+    on_series
+        Called with each series' prediction as it is made (progress display).
+    slab_mm
+        Read series with a slice spacing under ``slab_mm / 1.5`` as slabs of
+        about ``slab_mm`` (mean HU of consecutive slices); every image gets
+        its slab's prediction. None = the training slice spacing the model
+        records (models that record none read every series as it is); 0 = never.
 
     Raises
     ------
@@ -288,6 +350,14 @@ def predict_studies(
 
     t0 = time.perf_counter()
     predictor = load_predictor(model) if isinstance(model, str | os.PathLike) else model
+    if slab_mm is None:
+        slab_mm = model_slice_mm(predictor.meta)
+    elif not (math.isfinite(slab_mm) and slab_mm >= 0):
+        raise ConfigError(
+            f"must be a thickness in mm (0 = never read as slabs); got {slab_mm!r}",
+            field="--slab-mm",
+            value=slab_mm,
+        )
     results: list[SeriesPrediction] = []
     volumes: dict[str, Any] = {}
     for study_text in study_dirs:
@@ -299,7 +369,7 @@ def predict_studies(
             raise ModelError("no DICOM series found", path=study, field="STUDY_DIR")
         for uid, files in found:
             series = load_series(files, series_instance_uid=uid)
-            pred = predict_series(predictor, series, study_dir=study)
+            pred = predict_series(predictor, series, study_dir=study, slab_mm=slab_mm or None)
             results.append(pred)
             if heatmaps is not None:
                 volumes[uid] = series
@@ -371,6 +441,17 @@ def _write_exams_json(
                         "max_image_probabilities": _probs_dict(p.image_probs.max(axis=0)),
                         "top_slices": p.top_slices(),
                         "findings": p.findings,
+                        **(
+                            {
+                                "read_as_slabs": {
+                                    "slice_spacing_mm": round(p.reformat[0], 3),
+                                    "slab_mm": round(p.reformat[1], 3),
+                                    "slabs": int(p.slabs.max()) + 1,
+                                }
+                            }
+                            if p.reformat is not None and p.slabs is not None
+                            else {}
+                        ),
                     }
                     for p in preds
                 ],

@@ -99,6 +99,7 @@ def export_onnx(
     }
     meta["config"] = payload["config"]
     meta["epoch"] = payload.get("epoch")
+    meta["slice_mm"] = payload.get("slice_mm")
     onnx.helper.set_model_props(proto, {k: json.dumps(v) for k, v in meta.items()})
     data = proto.SerializeToString()
     if verify:

@@ -470,6 +470,14 @@ def _schedule(cfg: TrainConfig, total_steps: int) -> Callable[[int], float]:
     return factor
 
 
+def training_slice_mm(examples: Sequence[Example]) -> float | None:
+    """Median slice spacing (mm) of the training series; None when none is known."""
+    known = [e.series.slice_mm for e in examples if math.isfinite(e.series.slice_mm)]
+    if not known:
+        return None
+    return round(float(np.median(known)), 3)
+
+
 def _write_metrics_row(path: Path, row: dict[str, float]) -> None:
     new = not path.exists()
     with path.open("a", newline="", encoding="utf-8") as handle:
@@ -575,6 +583,7 @@ def _train(
         raise DatasetError(
             "the train split is empty", path=cfg.data, field="split", value=len(val_set)
         )
+    slice_mm = training_slice_mm(train_set)
 
     steps_per_epoch = len(_epoch_batches(len(train_set), cfg, 0))
     total_steps = steps_per_epoch * cfg.epochs
@@ -721,13 +730,14 @@ def _train(
         if dist.main:
             _write_metrics_row(metrics_csv, row)
             if improved:
-                save_checkpoint(best_ckpt, model, cfg, epoch=epoch, metrics=row)
+                save_checkpoint(best_ckpt, model, cfg, epoch=epoch, metrics=row, slice_mm=slice_mm)
             save_checkpoint(
                 last_ckpt,
                 model,
                 cfg,
                 epoch=epoch,
                 metrics=row,
+                slice_mm=slice_mm,
                 state={
                     "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(),

@@ -1,0 +1,166 @@
+"""Thin-slice series read as thick slabs (ichkit.model._slabs and ichkit predict)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ichkit.model._slabs import slab_index, slab_mean
+
+REALDATA = Path(__file__).resolve().parents[2].parent / "shared" / "realdata"
+
+
+def test_slab_index_groups_thin_slices() -> None:
+    pos = 0.625 * np.arange(240) - 80.0  # 150 mm of 0.625 mm slices
+    slabs = slab_index(pos, 5.0)
+    assert slabs is not None
+    idx = slabs.index
+    assert slabs.spacing_mm == pytest.approx(0.625) and slabs.thickness_mm == pytest.approx(5.0)
+    assert idx.max() == 29 and np.array_equal(np.bincount(idx), np.full(30, 8))
+    assert np.all(np.diff(idx) >= 0)
+    # 2.5 mm slices (under 5 / 1.5 mm apart): pairs
+    pairs = slab_index(2.5 * np.arange(12), 5.0)
+    assert pairs is not None and np.array_equal(pairs.index, np.repeat(np.arange(6), 2))
+    # 100 mm of 0.7 mm slices: 20 slabs of 5.04 mm (the length cut evenly)
+    odd = slab_index(0.7 * np.arange(144), 5.0)
+    assert odd is not None and odd.index.max() == 19
+    assert odd.thickness_mm == pytest.approx(144 * 0.7 / 20)
+
+
+@pytest.mark.parametrize(
+    ("positions", "slab_mm"),
+    [
+        (5.0 * np.arange(30), 5.0),  # already at the model's thickness
+        (3.5 * np.arange(30), 5.0),  # 3.5 * 1.5 > 5: not thin enough to reformat
+        (0.625 * np.arange(30), None),  # the model records no thickness
+        (0.625 * np.arange(30), float("nan")),
+        (0.625 * np.arange(30), 0.0),  # switched off
+        (np.array([1.0]), 5.0),  # one slice
+        (np.array([0.0, np.nan, 1.0]), 5.0),  # unknown positions
+    ],
+)
+def test_slab_index_leaves_other_series_alone(positions: np.ndarray, slab_mm: float | None) -> None:
+    assert slab_index(positions, slab_mm) is None
+
+
+def test_slab_index_with_missing_slices_skips_no_number() -> None:
+    pos = np.delete(0.625 * np.arange(160), np.arange(40, 60))  # a 12.5 mm hole
+    slabs = slab_index(pos, 5.0)
+    assert slabs is not None and len(slabs.index) == len(pos)
+    idx = slabs.index
+    assert np.array_equal(np.unique(idx), np.arange(idx.max() + 1))  # no empty slab
+    assert np.all(np.diff(idx) <= 1) and idx[0] == 0
+    # every slab spans at most 5 mm of positions
+    for k in range(idx.max() + 1):
+        span = pos[idx == k]
+        assert span.max() - span.min() < 5.0
+
+
+def test_slab_mean_averages_each_slab() -> None:
+    rng = np.random.default_rng(0)
+    hu = rng.integers(-1000, 1500, size=(10, 4, 5)).astype(np.int16)
+    idx = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2, 3])
+    got = slab_mean(hu, idx)
+    assert got.dtype == np.int16 and got.shape == (4, 4, 5)
+    for k in range(4):
+        want = np.rint(hu[idx == k].astype(np.float64).mean(axis=0))
+        assert np.array_equal(got[k], want.astype(np.int16))
+    with pytest.raises(ValueError, match="one slab per slice"):
+        slab_mean(hu, idx[:-1])
+    with pytest.raises(ValueError, match="rise by 0 or 1"):
+        slab_mean(hu, np.array([0, 0, 2, 2, 2, 3, 3, 3, 3, 3]))
+
+
+def test_model_files_record_the_training_slice_spacing(tiny_run: Path) -> None:
+    from ichkit.model._infer import load_predictor, model_slice_mm
+
+    for name in ("best.ckpt", "model.onnx"):
+        assert model_slice_mm(load_predictor(tiny_run / name).meta) == pytest.approx(5.0)
+    assert model_slice_mm({}) is None and model_slice_mm({"slice_mm": None}) is None
+
+
+def test_predict_reads_thin_series_as_slabs(
+    tiny_run: Path, tmp_path: Path, dataset_factory: object
+) -> None:
+    """1.25 mm series through a model trained on 5 mm slices: the model reads
+    slabs of 4 slices, every image gets its slab's probabilities, and the
+    result equals the model run on the slab-averaged volume."""
+    from ichkit.cli import main
+    from ichkit.dicom import load_series
+    from ichkit.model._infer import load_predictor, predict_studies
+    from ichkit.model._preprocess import preprocess_volume
+
+    data = dataset_factory(  # type: ignore[operator]
+        tmp_path / "thin", exams=2, size=32, slices=16, slice_mm=1.25, lesion_slices=8, seed=5
+    )
+    studies = sorted((data / "dicom").glob("*/*/*"))
+    onnx = tiny_run / "model.onnx"
+    result = predict_studies(studies, onnx, out_csv=tmp_path / "p" / "preds.csv")
+    predictor = load_predictor(onnx)
+    for pred in result.series:
+        assert pred.slabs is not None and np.array_equal(pred.slabs, np.repeat(np.arange(4), 4))
+        assert pred.reformat == pytest.approx((1.25, 5.0))
+        series = load_series(pred.study_dir)
+        volume, _ = preprocess_volume(slab_mean(series.hu, pred.slabs), size=32)
+        image, exam = predictor(volume)
+        assert np.allclose(pred.image_probs, image[pred.slabs], atol=1e-6)
+        assert np.allclose(pred.exam_probs, exam, atol=1e-6)
+    doc = json.loads((tmp_path / "p" / "exams.json").read_text())
+    slabs = [s["read_as_slabs"] for e in doc["exams"] for s in e["series"]]
+    assert slabs == [{"slice_spacing_mm": 1.25, "slab_mm": 5.0, "slabs": 4}] * 2
+    # a valid submission for `ichkit score` against the truth of the thin images
+    assert main(["score", str(tmp_path / "p" / "preds.csv"), str(data / "truth.csv")]) == 0
+
+    # --slab-mm 0: read slice by slice, as before
+    plain = predict_studies(studies, onnx, out_csv=tmp_path / "q" / "preds.csv", slab_mm=0)
+    assert all(p.slabs is None and p.reformat is None for p in plain.series)
+    assert not np.allclose(plain.series[0].image_probs, result.series[0].image_probs)
+
+
+def test_heatmaps_of_thin_series_come_from_their_slab(
+    tiny_run: Path, tmp_path: Path, dataset_factory: object
+) -> None:
+    from ichkit.model._infer import predict_studies
+
+    data = dataset_factory(  # type: ignore[operator]
+        tmp_path / "thin", exams=1, size=32, slices=16, slice_mm=1.25, lesion_slices=8, seed=5
+    )
+    studies = sorted((data / "dicom").glob("*/*/*"))
+    result = predict_studies(
+        studies,
+        tiny_run / "best.ckpt",
+        out_csv=tmp_path / "p" / "preds.csv",
+        heatmaps=tmp_path / "heat",
+        masks=data / "masks",
+        heatmap_threshold=0.0,  # every image: the tiny model is barely trained
+    )
+    assert result.heatmaps is not None and result.heatmaps["written"] == 16
+    pngs = sorted((tmp_path / "heat").rglob("*.png"))
+    assert len(pngs) == 16
+    assert result.heatmaps["peak_in_lesion"]["slices_with_lesion"] == 8
+
+
+@pytest.mark.skipif(not REALDATA.is_dir(), reason="../shared/realdata not present")
+def test_predict_real_series(tiny_run: Path, tmp_path: Path) -> None:
+    """The real fixtures: CQ500's 0.625 mm series (JPEG Lossless, one slice
+    missing) is read as ~5 mm slabs, the 5 mm RSNA series as they are; every
+    image gets six rows."""
+    from ichkit.labels import read_labels
+    from ichkit.model._infer import predict_studies
+
+    studies = [REALDATA / n for n in ("cq500-ct0", "rsna-series-a", "rsna-series-b")]
+    result = predict_studies(studies, tiny_run / "model.onnx", out_csv=tmp_path / "preds.csv")
+    by_dir = {p.study_dir.name: p for p in result.series}
+    assert set(by_dir) == {"cq500-ct0", "rsna-series-a", "rsna-series-b"}
+    cq = by_dir["cq500-ct0"]
+    assert cq.slabs is not None and cq.reformat is not None
+    spacing, slab = cq.reformat
+    assert spacing == pytest.approx(0.625, abs=0.01) and 4.5 <= slab <= 5.5
+    assert len(cq.sop_instance_uids) == len(cq.slabs) >= 230
+    assert by_dir["rsna-series-a"].slabs is None and by_dir["rsna-series-b"].slabs is None
+    preds = read_labels(tmp_path / "preds.csv")
+    n_images = sum(len(p.sop_instance_uids) for p in result.series)
+    assert len(preds) == n_images and np.isfinite(preds.to_numpy()).all()
