@@ -19,8 +19,18 @@ prevalence="${ICHKIT_DEMO_PREVALENCE:-0.4}"
 # the encoder's training time, by CPU; benchmarks/RESULTS.md compares them).
 encoder="${ICHKIT_DEMO_ENCODER:-small}"
 
-step() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
 start=$(date +%s)
+# Each step's header shows the time since the start (mm:ss).
+step() {
+  local t=$(($(date +%s) - start))
+  printf '\n\033[1m== [%02d:%02d] %s\033[0m\n' $((t / 60)) $((t % 60)) "$*" >&2
+}
+# PyTorch trains the demo model in bf16 on CPUs with AVX-512 BF16 and in fp32 on
+# AVX2-only ones, where the whole demo takes about twice as long.
+if [ -r /proc/cpuinfo ] && grep -qw avx2 /proc/cpuinfo && ! grep -qw avx512f /proc/cpuinfo; then
+  printf 'Note: this CPU has AVX2 but no AVX-512: expect about 30 minutes on 2 cores\n' >&2
+  printf 'instead of 10-14 (benchmarks/RESULTS.md, make demo, run 14).\n' >&2
+fi
 
 rm -rf "$out"
 mkdir -p "$out"
