@@ -35,6 +35,7 @@ def test_slab_index_groups_thin_slices() -> None:
     [
         (5.0 * np.arange(30), 5.0),  # already at the model's thickness
         (3.5 * np.arange(30), 5.0),  # 3.5 * 1.5 > 5: not thin enough to reformat
+        (5.0 / 1.5 * np.arange(30), 5.0),  # at the ratio exactly: "under" it is not
         (0.625 * np.arange(30), None),  # the model records no thickness
         (0.625 * np.arange(30), float("nan")),
         (0.625 * np.arange(30), 0.0),  # switched off
@@ -57,6 +58,60 @@ def test_slab_index_with_missing_slices_skips_no_number() -> None:
     for k in range(idx.max() + 1):
         span = pos[idx == k]
         assert span.max() - span.min() < 5.0
+
+
+def test_slab_index_with_mixed_spacing_keeps_thick_slices_apart() -> None:
+    """A series of 5 mm slices, then 0.625 mm ones (median 0.625): no slab
+    averages two of the 5 mm slices, and none spans more than 5 mm."""
+    pos = np.r_[5.0 * np.arange(10), 45.0 + 0.625 * np.arange(1, 21)]
+    slabs = slab_index(pos, 5.0)
+    assert slabs is not None
+    assert len(set(slabs.index[:10].tolist())) == 10
+    for k in range(int(slabs.index.max()) + 1):
+        span = pos[slabs.index == k]
+        assert span.max() - span.min() < 5.0
+
+
+def test_training_slice_mm_is_the_median_of_known_spacings(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from ichkit.model._cache import CachedSeries
+    from ichkit.model._preprocess import CropBox
+    from ichkit.model._train import Example, training_slice_mm
+
+    def example(mm: float) -> Example:
+        box = CropBox(row0=0, col0=0, side=8, rows=8, cols=8)
+        series = CachedSeries("k", Path("k.npy"), "s", "st", "p", ("a",), box, slice_mm=mm)
+        return Example(series, np.zeros((1, 6), dtype=np.float32))
+
+    assert training_slice_mm([example(5.0), example(4.5), example(0.625)]) == 4.5
+    with caplog.at_level("WARNING"):
+        assert training_slice_mm([example(5.0), example(float("nan"))]) == 5.0
+    assert "1 of 2 training series is unknown" in caplog.text
+    assert training_slice_mm([example(float("nan"))]) is None
+
+
+def test_cache_sidecar_records_the_spacing(tiny_run: Path) -> None:
+    """The cache sidecar holds each series' spacing; a sidecar of an older
+    ichkit (without it) is still read, with the spacing unknown."""
+    import json as _json
+
+    from ichkit.model._cache import _read_meta
+
+    sidecars = sorted((tiny_run / "cache").glob("v*-32px/*.json"))
+    assert sidecars
+    doc = _json.loads(sidecars[0].read_text())
+    assert doc["slice_mm"] == pytest.approx(5.0)
+    folder, key = sidecars[0].parent, sidecars[0].stem
+    assert _read_meta(folder, key).slice_mm == pytest.approx(5.0)  # type: ignore[union-attr]
+    del doc["slice_mm"]
+    sidecars[0].write_text(_json.dumps(doc))
+    try:
+        old = _read_meta(folder, key)
+        assert old is not None and np.isnan(old.slice_mm)
+    finally:
+        doc["slice_mm"] = 5.0
+        sidecars[0].write_text(_json.dumps(doc))
 
 
 def test_slab_mean_averages_each_slab() -> None:
@@ -111,6 +166,10 @@ def test_predict_reads_thin_series_as_slabs(
     doc = json.loads((tmp_path / "p" / "exams.json").read_text())
     slabs = [s["read_as_slabs"] for e in doc["exams"] for s in e["series"]]
     assert slabs == [{"slice_spacing_mm": 1.25, "slab_mm": 5.0, "slabs": 4}] * 2
+    # top slices: one image per slab (its middle one), not four copies of the best slab
+    top = doc["exams"][0]["series"][0]["top_slices"]
+    assert sorted(t["slab"] for t in top) == [0, 1, 2, 3]
+    assert all(t["index"] == 4 * t["slab"] + 1 for t in top)
     # a valid submission for `ichkit score` against the truth of the thin images
     assert main(["score", str(tmp_path / "p" / "preds.csv"), str(data / "truth.csv")]) == 0
 
@@ -164,3 +223,48 @@ def test_predict_real_series(tiny_run: Path, tmp_path: Path) -> None:
     preds = read_labels(tmp_path / "preds.csv")
     n_images = sum(len(p.sop_instance_uids) for p in result.series)
     assert len(preds) == n_images and np.isfinite(preds.to_numpy()).all()
+
+
+def test_predict_cli_slab_option(
+    tiny_run: Path, tmp_path: Path, dataset_factory: object, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ichkit.cli import main
+
+    data = dataset_factory(  # type: ignore[operator]
+        tmp_path / "thin", exams=1, size=32, slices=16, slice_mm=1.25, seed=6
+    )
+    study = str(next((data / "dicom").glob("*/*/*")))
+    args = ["predict", study, "--model", str(tiny_run / "model.onnx"), "--out"]
+    assert main([*args, str(tmp_path / "a.csv")]) == 0
+    assert "1 thin-slice series read as slabs of 5.0 mm" in capsys.readouterr().out
+    assert main([*args, str(tmp_path / "b.csv"), "--slab-mm", "10"]) == 0
+    assert "slabs of 10.0 mm" in capsys.readouterr().out
+    assert main([*args, str(tmp_path / "c.csv"), "--slab-mm", "-1"]) == 2
+    err = capsys.readouterr().err
+    assert "--slab-mm" in err and "-1" in err
+    assert not (tmp_path / "c.csv").exists()
+
+
+def test_model_without_slice_mm_reads_thin_series_as_they_are(
+    tiny_run: Path, tmp_path: Path, dataset_factory: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A checkpoint from before ichkit recorded the training spacing: thin
+    series are read slice by slice, with a warning that names --slab-mm."""
+    import torch
+
+    from ichkit.model._infer import predict_studies
+
+    payload = torch.load(tiny_run / "best.ckpt", weights_only=True)
+    del payload["slice_mm"]
+    old = tmp_path / "old.ckpt"
+    torch.save(payload, old)
+    data = dataset_factory(  # type: ignore[operator]
+        tmp_path / "thin", exams=1, size=32, slices=16, slice_mm=1.25, seed=6
+    )
+    studies = sorted((data / "dicom").glob("*/*/*"))
+    with caplog.at_level("WARNING"):
+        result = predict_studies(studies, old, out_csv=tmp_path / "p.csv")
+    assert result.series[0].slabs is None
+    assert "records no training slice spacing" in caplog.text and "--slab-mm 5" in caplog.text
+    given = predict_studies(studies, old, out_csv=tmp_path / "q.csv", slab_mm=5.0)
+    assert given.series[0].slabs is not None

@@ -322,11 +322,12 @@ def predict(
         f"{n} images in {len(result.series)} series: {result.preds_csv}, {result.exams_json} "
         f"({result.seconds:.2f} s)"
     )
-    slabbed = [s for s in result.series if s.reformat is not None]
-    if slabbed:
+    slabs = [s.reformat[1] for s in result.series if s.reformat is not None]
+    if slabs:
+        lo, hi = f"{min(slabs):.1f}", f"{max(slabs):.1f}"
         typer.echo(
-            f"{len(slabbed)} thin-slice series read as slabs of about "
-            f"{slabbed[0].reformat[1]:.1f} mm (exams.json: read_as_slabs)"  # type: ignore[index]
+            f"{len(slabs)} thin-slice series read as slabs of {lo if lo == hi else lo + '-' + hi}"
+            " mm (exams.json: read_as_slabs)"
         )
     if result.heatmaps and "peak_in_lesion" in result.heatmaps:
         pl = result.heatmaps["peak_in_lesion"]

@@ -32,7 +32,7 @@ __all__ = ["CACHE_VERSION", "CachedSeries", "build_cache", "cache_folder"]
 logger = logging.getLogger(__name__)
 
 #: Bumped when the preprocessing changes, so old caches are not reused.
-CACHE_VERSION = 2  # 2: the sidecar records the slice spacing
+CACHE_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,10 @@ class CachedSeries:
     box
         The crop of the original images.
     slice_mm
-        The series' slice spacing (median gap of the positions, mm; NaN when unknown).
+        The series' slice spacing (median gap of the positions, mm; NaN when
+        unknown, or when the sidecar was written by an ichkit that did not
+        record it: such caches are still used, and the model then records no
+        training slice spacing).
     """
 
     key: str
@@ -99,7 +102,7 @@ def _read_meta(folder: Path, key: str) -> CachedSeries | None:
             patient_id=d["patient_id"],
             sop_instance_uids=tuple(d["sop_instance_uids"]),
             box=CropBox(**d["box"]),
-            slice_mm=float(d["slice_mm"]) if d["slice_mm"] is not None else math.nan,
+            slice_mm=float(d["slice_mm"]) if d.get("slice_mm") is not None else math.nan,
         )
     except (OSError, ValueError, KeyError, TypeError) as err:
         logger.warning("%s: unreadable cache entry, rebuilding: %s", meta, err)

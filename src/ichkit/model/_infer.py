@@ -48,6 +48,8 @@ F64 = npt.NDArray[np.float64]
 
 #: Series with fewer images are not predicted (scouts, localizers).
 _MIN_SLICES = 3
+#: A series this thin (mm) met by a model without ``slice_mm`` gets a warning.
+_THIN_WARN_MM = 3.0
 
 
 def _sigmoid(x: npt.NDArray[np.floating]) -> F64:
@@ -199,16 +201,29 @@ class SeriesPrediction:
     reformat: tuple[float, float] | None = None
 
     def top_slices(self, k: int = 5) -> list[dict[str, Any]]:
-        """The k slices with the highest ``any`` probability."""
-        order = np.argsort(-self.image_probs[:, -1], kind="stable")[:k]
-        return [
-            {
+        """The k slices with the highest ``any`` probability.
+
+        For a series read as slabs, the middle image of each of the k highest
+        slabs (its images share one probability), with its ``slab``.
+        """
+        if self.slabs is None:
+            candidates = np.arange(len(self.image_probs))
+        else:
+            starts = np.flatnonzero(np.r_[True, np.diff(self.slabs) > 0])
+            ends = np.r_[starts[1:], len(self.slabs)]
+            candidates = (starts + ends - 1) // 2
+        order = candidates[np.argsort(-self.image_probs[candidates, -1], kind="stable")[:k]]
+        out = []
+        for i in order:
+            entry: dict[str, Any] = {
                 "index": int(i),
                 "sop_instance_uid": self.sop_instance_uids[i],
                 "any": round(float(self.image_probs[i, -1]), 6),
             }
-            for i in order
-        ]
+            if self.slabs is not None:
+                entry["slab"] = int(self.slabs[i])
+            out.append(entry)
+        return out
 
 
 def series_volume(series: Any, slab_mm: float | None) -> tuple[npt.NDArray[np.int16], Slabs | None]:
@@ -230,7 +245,8 @@ def predict_series(
     """Predict one :class:`ichkit.dicom.Series`.
 
     ``slab_mm``: read a thin series as slabs of this thickness (see
-    :func:`series_volume`); None = as it is.
+    :func:`series_volume`); None = as it is (:func:`predict_studies` passes
+    the model's training slice spacing).
     """
     hu, slabs = series_volume(series, slab_mm)
     volume, box = preprocess_volume(hu, size=predictor.input_size)
@@ -240,8 +256,7 @@ def predict_series(
         image_probs = image_probs[slabs.index]
         reformat = (slabs.spacing_mm, slabs.thickness_mm)
         logger.info(
-            "series %s: %d slices %.2f mm apart read as %d slabs of %.2f mm "
-            "(the model's slices: %.2f mm)",
+            "series %s: %d slices %.2f mm apart read as %d slabs of %.2f mm (asked: %.2f mm)",
             series.series_instance_uid,
             len(slabs.index),
             slabs.spacing_mm,
@@ -349,15 +364,16 @@ def predict_studies(
     from ichkit.labels import write_labels
 
     t0 = time.perf_counter()
-    predictor = load_predictor(model) if isinstance(model, str | os.PathLike) else model
-    if slab_mm is None:
-        slab_mm = model_slice_mm(predictor.meta)
-    elif not (math.isfinite(slab_mm) and slab_mm >= 0):
+    if slab_mm is not None and not (math.isfinite(slab_mm) and slab_mm >= 0):
         raise ConfigError(
             f"must be a thickness in mm (0 = never read as slabs); got {slab_mm!r}",
             field="--slab-mm",
             value=slab_mm,
         )
+    predictor = load_predictor(model) if isinstance(model, str | os.PathLike) else model
+    unrecorded = slab_mm is None and model_slice_mm(predictor.meta) is None
+    if slab_mm is None:
+        slab_mm = model_slice_mm(predictor.meta)
     results: list[SeriesPrediction] = []
     volumes: dict[str, Any] = {}
     for study_text in study_dirs:
@@ -369,6 +385,8 @@ def predict_studies(
             raise ModelError("no DICOM series found", path=study, field="STUDY_DIR")
         for uid, files in found:
             series = load_series(files, series_instance_uid=uid)
+            if unrecorded:
+                _warn_thin(series, predictor.path)
             pred = predict_series(predictor, series, study_dir=study, slab_mm=slab_mm or None)
             results.append(pred)
             if heatmaps is not None:
@@ -407,6 +425,22 @@ def predict_studies(
         out,
     )
     return PredictResult(out, exams_json, results, seconds, heat_summary)
+
+
+def _warn_thin(series: Any, model: Path) -> None:
+    """Warn that a thin series meets a model that records no training slice spacing."""
+    pos = np.asarray(series.positions, dtype=np.float64)
+    if len(pos) < 2 or not np.isfinite(pos).all():
+        return
+    spacing = float(np.median(np.diff(pos)))
+    if 0 < spacing < _THIN_WARN_MM:
+        logger.warning(
+            "series %s: slices %.2f mm apart, read one by one: %s records no training slice "
+            "spacing (trained before ichkit recorded it); --slab-mm 5 reads 5 mm slabs",
+            series.series_instance_uid,
+            spacing,
+            model,
+        )
 
 
 def _probs_dict(p: F64) -> dict[str, float]:

@@ -78,7 +78,7 @@ def slab_index(
         return None
     gaps = np.diff(pos)
     spacing = float(np.median(gaps))
-    if not spacing > 0 or spacing * thin_ratio > slab_mm:
+    if not spacing > 0 or spacing * thin_ratio >= slab_mm:
         return None
     length = float(pos[-1] - pos[0]) + spacing
     n = max(1, round(length / slab_mm))

@@ -473,6 +473,14 @@ def _schedule(cfg: TrainConfig, total_steps: int) -> Callable[[int], float]:
 def training_slice_mm(examples: Sequence[Example]) -> float | None:
     """Median slice spacing (mm) of the training series; None when none is known."""
     known = [e.series.slice_mm for e in examples if math.isfinite(e.series.slice_mm)]
+    if len(known) < len(examples):
+        logger.warning(
+            "the slice spacing of %d of %d training series is unknown (no positions, or a "
+            "cache built by an older ichkit: delete it to rebuild)%s",
+            len(examples) - len(known),
+            len(examples),
+            "" if known else "; the model records no training slice spacing",
+        )
     if not known:
         return None
     return round(float(np.median(known)), 3)
