@@ -20,6 +20,11 @@ after one warm-up run (page cache).
 
 Without ``--model`` a randomly initialised ``demo``-preset model is exported to
 a temporary ONNX file (latency does not depend on the weights).
+
+A thin-slice study (e.g. ``--study ../shared/realdata/cq500-ct0``, 238 slices
+of 0.62 mm) is timed twice in the same process, alternating: read as slabs of
+``--slab-mm`` (default 5 mm, what ``ichkit predict`` does for a 5 mm model) and,
+as the baseline, slice by slice; the ratio is printed.
 """
 
 from __future__ import annotations
@@ -49,9 +54,12 @@ def _random_model(folder: Path) -> Path:
     return export_onnx(ckpt, folder / "random.onnx")
 
 
-def _time_predict(model: Path, study: Path, threads: int, repeat: int) -> dict[str, float]:
+def _time_predict(
+    model: Path, study: Path, threads: int, repeat: int, slab_mm: float | None = None
+) -> dict[str, float]:
     from ichkit.dicom import load_series, scan_series
     from ichkit.model import load_predictor, preprocess_volume
+    from ichkit.model._infer import series_volume
 
     t0 = time.perf_counter()
     predictor = load_predictor(model, threads=threads)
@@ -71,7 +79,10 @@ def _time_predict(model: Path, study: Path, threads: int, repeat: int) -> dict[s
             load_series(r.files, series_instance_uid=r.series_instance_uid) for r in scan.series
         ]
         t.append(time.perf_counter())
-        volumes = [preprocess_volume(s.hu, size=predictor.input_size)[0] for s in series]
+        volumes = [
+            preprocess_volume(series_volume(s, slab_mm)[0], size=predictor.input_size)[0]
+            for s in series
+        ]
         t.append(time.perf_counter())
         for v in volumes:
             predictor(v)
@@ -84,6 +95,7 @@ def _time_predict(model: Path, study: Path, threads: int, repeat: int) -> dict[s
     out["first_total"] = stages["total"][0]
     out["model_load"] = load_s
     out["slices"] = float(sum(s.hu.shape[0] for s in series))
+    out["model_slices"] = float(sum(v.shape[0] for v in volumes))
     out["rows"] = float(series[0].hu.shape[1])
     return out
 
@@ -122,6 +134,14 @@ def _time_seresnext(slices: int, threads: int, repeat: int) -> float:
     return statistics.median(times[1:]) if len(times) > 1 else times[0]
 
 
+def _is_thin(study: Path, slab_mm: float) -> bool:
+    from ichkit.dicom import load_series, scan_series
+    from ichkit.model._slabs import slab_index
+
+    scan = scan_series(study)
+    return any(slab_index(load_series(r.files).positions, slab_mm) is not None for r in scan.series)
+
+
 def main() -> None:
     """Run the benchmark and print a Markdown table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -132,6 +152,9 @@ def main() -> None:
     parser.add_argument("--seresnext-repeat", type=int, default=1)
     parser.add_argument("--no-seresnext", action="store_true")
     parser.add_argument("--cli-repeat", type=int, default=3, help="0 skips the CLI timing")
+    parser.add_argument(
+        "--slab-mm", type=float, default=5.0, help="slab thickness for a thin-slice study"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     import torch
@@ -140,6 +163,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         model = args.model or _random_model(Path(tmp))
         r = _time_predict(model, args.study, args.threads, args.repeat)
+        slabs = None
+        if _is_thin(args.study, args.slab_mm):
+            # alternate the two readings so that machine drift hits both alike
+            runs = [
+                _time_predict(model, args.study, args.threads, args.repeat, args.slab_mm)
+                if k % 2 == 0
+                else _time_predict(model, args.study, args.threads, args.repeat)
+                for k in range(4)
+            ]
+            slabs = min((x for x in runs[0::2]), key=lambda x: x["total"])
+            r = min([r, *runs[1::2]], key=lambda x: x["total"])
         cli = (
             _time_cli(model, args.study, args.threads, args.cli_repeat) if args.cli_repeat else None
         )
@@ -154,6 +188,13 @@ def main() -> None:
     print(f"| model load (once) | {r['model_load']:.3f} |")
     if cli is not None:
         print(f"| whole `ichkit predict` command, fresh process (wall) | {cli:.3f} |")
+    if slabs is not None:
+        print(
+            f"\nRead as {int(slabs['model_slices'])} slabs of ~{args.slab_mm:g} mm: "
+            f"total {slabs['total']:.3f} s (model {slabs['model']:.3f} s) against "
+            f"{r['total']:.3f} s slice by slice (the baseline): {r['total'] / slabs['total']:.2f}x "
+            "(best of 2 alternating runs each)"
+        )
     if not args.no_seresnext:
         s = _time_seresnext(int(r["slices"]), args.threads, args.seresnext_repeat)
         print(
