@@ -156,12 +156,13 @@ def test_predict_reads_thin_series_as_slabs(
     result = predict_studies(studies, onnx, out_csv=tmp_path / "p" / "preds.csv")
     predictor = load_predictor(onnx)
     for pred in result.series:
-        assert pred.slabs is not None and np.array_equal(pred.slabs, np.repeat(np.arange(4), 4))
-        assert pred.reformat == pytest.approx((1.25, 5.0))
+        slabs = pred.slabs
+        assert slabs is not None and np.array_equal(slabs.index, np.repeat(np.arange(4), 4))
+        assert (slabs.spacing_mm, slabs.thickness_mm) == pytest.approx((1.25, 5.0))
         series = load_series(pred.study_dir)
-        volume, _ = preprocess_volume(slab_mean(series.hu, pred.slabs), size=32)
+        volume, _ = preprocess_volume(slab_mean(series.hu, slabs.index), size=32)
         image, exam = predictor(volume)
-        assert np.allclose(pred.image_probs, image[pred.slabs], atol=1e-6)
+        assert np.allclose(pred.image_probs, image[slabs.index], atol=1e-6)
         assert np.allclose(pred.exam_probs, exam, atol=1e-6)
     doc = json.loads((tmp_path / "p" / "exams.json").read_text())
     slabs = [s["read_as_slabs"] for e in doc["exams"] for s in e["series"]]
@@ -175,7 +176,7 @@ def test_predict_reads_thin_series_as_slabs(
 
     # --slab-mm 0: read slice by slice, as before
     plain = predict_studies(studies, onnx, out_csv=tmp_path / "q" / "preds.csv", slab_mm=0)
-    assert all(p.slabs is None and p.reformat is None for p in plain.series)
+    assert all(p.slabs is None for p in plain.series)
     assert not np.allclose(plain.series[0].image_probs, result.series[0].image_probs)
 
 
@@ -215,10 +216,10 @@ def test_predict_real_series(tiny_run: Path, tmp_path: Path) -> None:
     by_dir = {p.study_dir.name: p for p in result.series}
     assert set(by_dir) == {"cq500-ct0", "rsna-series-a", "rsna-series-b"}
     cq = by_dir["cq500-ct0"]
-    assert cq.slabs is not None and cq.reformat is not None
-    spacing, slab = cq.reformat
+    assert cq.slabs is not None
+    spacing, slab = cq.slabs.spacing_mm, cq.slabs.thickness_mm
     assert spacing == pytest.approx(0.625, abs=0.01) and 4.5 <= slab <= 5.5
-    assert len(cq.sop_instance_uids) == len(cq.slabs) >= 230
+    assert len(cq.sop_instance_uids) == len(cq.slabs.index) >= 230
     assert by_dir["rsna-series-a"].slabs is None and by_dir["rsna-series-b"].slabs is None
     preds = read_labels(tmp_path / "preds.csv")
     n_images = sum(len(p.sop_instance_uids) for p in result.series)

@@ -322,7 +322,7 @@ def predict(
         f"{n} images in {len(result.series)} series: {result.preds_csv}, {result.exams_json} "
         f"({result.seconds:.2f} s)"
     )
-    slabs = [s.reformat[1] for s in result.series if s.reformat is not None]
+    slabs = [s.slabs.thickness_mm for s in result.series if s.slabs is not None]
     if slabs:
         lo, hi = f"{min(slabs):.1f}", f"{max(slabs):.1f}"
         typer.echo(

@@ -249,9 +249,10 @@ def write_heatmaps(
         series = volumes[pred.series_instance_uid]
         # a thin series was read as slabs: the model's slice k is slab k, and
         # each positive image shows the map of its slab
-        hu = series.hu if pred.slabs is None else slab_mean(series.hu, pred.slabs)
+        slabs = None if pred.slabs is None else pred.slabs.index
+        hu = series.hu if slabs is None else slab_mean(series.hu, slabs)
         volume, _ = preprocess_volume(hu, size=torch_predictor.input_size, box=pred.box)
-        model_slice = [int(pred.slabs[i]) if pred.slabs is not None else i for i in positive]
+        model_slice = [int(slabs[i]) if slabs is not None else i for i in positive]
         wanted = sorted(set(model_slice))
         cam_of = dict(zip(wanted, gradcam(model, volume, wanted), strict=True))
         cams = [cam_of[j] for j in model_slice]

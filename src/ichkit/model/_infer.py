@@ -195,10 +195,9 @@ class SeriesPrediction:
     box: CropBox
     findings: list[str] = field(default_factory=list)
     modality: str = ""
-    #: Slab of each image when the series was read as thick slabs, else None.
-    slabs: npt.NDArray[np.intp] | None = None
-    #: (slice spacing, slab thickness) in mm when read as slabs.
-    reformat: tuple[float, float] | None = None
+    #: How the images were grouped into slabs when the series was read as
+    #: thick slabs (:class:`ichkit.model._slabs.Slabs`), else None.
+    slabs: Slabs | None = None
 
     def top_slices(self, k: int = 5) -> list[dict[str, Any]]:
         """The k slices with the highest ``any`` probability.
@@ -209,8 +208,7 @@ class SeriesPrediction:
         if self.slabs is None:
             candidates = np.arange(len(self.image_probs))
         else:
-            starts = np.flatnonzero(np.r_[True, np.diff(self.slabs) > 0])
-            ends = np.r_[starts[1:], len(self.slabs)]
+            starts, ends = self.slabs.bounds()
             candidates = (starts + ends - 1) // 2
         order = candidates[np.argsort(-self.image_probs[candidates, -1], kind="stable")[:k]]
         out = []
@@ -221,7 +219,7 @@ class SeriesPrediction:
                 "any": round(float(self.image_probs[i, -1]), 6),
             }
             if self.slabs is not None:
-                entry["slab"] = int(self.slabs[i])
+                entry["slab"] = int(self.slabs.index[i])
             out.append(entry)
         return out
 
@@ -233,7 +231,7 @@ def series_volume(series: Any, slab_mm: float | None) -> tuple[npt.NDArray[np.in
     slabs of about ``slab_mm`` (:func:`ichkit.model._slabs.slab_index`);
     otherwise, or with ``slab_mm`` None, the series is returned as it is.
     """
-    slabs = slab_index(series.positions, slab_mm) if len(series.positions) else None
+    slabs = slab_index(series.positions, slab_mm)
     if slabs is None:
         return series.hu, None
     return slab_mean(series.hu, slabs.index), slabs
@@ -251,10 +249,8 @@ def predict_series(
     hu, slabs = series_volume(series, slab_mm)
     volume, box = preprocess_volume(hu, size=predictor.input_size)
     image_probs, exam_probs = predictor(volume)
-    reformat = None
     if slabs is not None:
         image_probs = image_probs[slabs.index]
-        reformat = (slabs.spacing_mm, slabs.thickness_mm)
         logger.info(
             "series %s: %d slices %.2f mm apart read as %d slabs of %.2f mm (asked: %.2f mm)",
             series.series_instance_uid,
@@ -274,8 +270,7 @@ def predict_series(
         box=box,
         findings=[str(f) for f in series.findings],
         modality=series.modality,
-        slabs=None if slabs is None else slabs.index,
-        reformat=reformat,
+        slabs=slabs,
     )
 
 
@@ -371,9 +366,10 @@ def predict_studies(
             value=slab_mm,
         )
     predictor = load_predictor(model) if isinstance(model, str | os.PathLike) else model
-    unrecorded = slab_mm is None and model_slice_mm(predictor.meta) is None
+    unrecorded = False
     if slab_mm is None:
         slab_mm = model_slice_mm(predictor.meta)
+        unrecorded = slab_mm is None
     results: list[SeriesPrediction] = []
     volumes: dict[str, Any] = {}
     for study_text in study_dirs:
@@ -429,10 +425,7 @@ def predict_studies(
 
 def _warn_thin(series: Any, model: Path) -> None:
     """Warn that a thin series meets a model that records no training slice spacing."""
-    pos = np.asarray(series.positions, dtype=np.float64)
-    if len(pos) < 2 or not np.isfinite(pos).all():
-        return
-    spacing = float(np.median(np.diff(pos)))
+    spacing = float(series.spacing[0])  # the median gap of the positions (NaN: unknown)
     if 0 < spacing < _THIN_WARN_MM:
         logger.warning(
             "series %s: slices %.2f mm apart, read one by one: %s records no training slice "
@@ -478,12 +471,12 @@ def _write_exams_json(
                         **(
                             {
                                 "read_as_slabs": {
-                                    "slice_spacing_mm": round(p.reformat[0], 3),
-                                    "slab_mm": round(p.reformat[1], 3),
-                                    "slabs": int(p.slabs.max()) + 1,
+                                    "slice_spacing_mm": round(p.slabs.spacing_mm, 3),
+                                    "slab_mm": round(p.slabs.thickness_mm, 3),
+                                    "slabs": p.slabs.count,
                                 }
                             }
-                            if p.reformat is not None and p.slabs is not None
+                            if p.slabs is not None
                             else {}
                         ),
                     }

@@ -41,6 +41,20 @@ class Slabs:
     thickness_mm: float
     """The slabs' thickness along the slice normal."""
 
+    @property
+    def count(self) -> int:
+        """Number of slabs."""
+        return int(self.index[-1]) + 1
+
+    def bounds(self) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+        """(first slice, one past the last slice) of each slab."""
+        return _runs(self.index)
+
+
+def _runs(index: npt.NDArray[np.intp]) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    starts = np.flatnonzero(np.r_[True, np.diff(index) > 0])
+    return starts, np.r_[starts[1:], len(index)]
+
 
 def slab_index(
     positions: npt.ArrayLike, slab_mm: float | None, *, thin_ratio: float = THIN_RATIO
@@ -105,8 +119,7 @@ def slab_mean(hu: npt.NDArray[np.generic], index: npt.ArrayLike) -> npt.NDArray[
         )
     if len(idx) and (idx[0] != 0 or np.any(np.diff(idx) < 0) or np.any(np.diff(idx) > 1)):
         raise ValueError("slab numbers must start at 0 and rise by 0 or 1 from slice to slice")
-    starts = np.flatnonzero(np.r_[True, np.diff(idx) > 0])
-    ends = np.r_[starts[1:], len(idx)]
+    starts, ends = _runs(idx)
     out = np.empty((len(starts), *arr.shape[1:]), dtype=np.int16)
     for k, (a, b) in enumerate(zip(starts, ends, strict=True)):  # one slab in float at a time
         out[k] = np.clip(np.rint(arr[a:b].mean(axis=0, dtype=np.float32)), -32768, 32767)
