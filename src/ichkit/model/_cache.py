@@ -143,9 +143,17 @@ def _build_one(job: tuple[SeriesFiles, str, int]) -> CachedSeries:
 
 
 def _worker_init() -> None:
+    """One thread per worker, for torch and for numpy's BLAS.
+
+    The resize is a BLAS matrix product: OpenBLAS would start a thread per
+    core in every worker, and two workers of two threads on two cores ran
+    3.4x slower than with one thread each (benchmarks/RESULTS.md).
+    """
     import torch
+    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
     torch.set_num_threads(1)
+    threadpool_limits(limits=1)
 
 
 def build_cache(
