@@ -124,6 +124,28 @@ def test_neighbour_inputs_equal_slice_inputs() -> None:
         assert torch.equal(got, full[k]), k
 
 
+def test_windows_as_one_convolution() -> None:
+    # The grouped 1x1 convolution gives what clamp((hu - low) / width, 0, 1) gives per
+    # neighbour and window, in the encoder's channels-last layout, and in float32
+    # under bf16 autocast too.
+    cfg = load_config(preset="tiny", overrides=["windows=brain,subdural,bone", "context=1"])
+    model = build_model(cfg)
+    assert model.channels_last
+    hu = torch.randn(5, 3, 16, 16) * 400.0
+    low = torch.tensor([0.0, -20.0, -800.0])
+    width = torch.tensor([80.0, 200.0, 2800.0])
+    want = ((hu.unsqueeze(2) - low.view(1, 1, 3, 1, 1)) / width.view(1, 1, 3, 1, 1)).clamp(0, 1)
+    got = model.neighbour_inputs(hu)
+    assert got.shape == (5, 9, 16, 16)
+    assert got.is_contiguous(memory_format=torch.channels_last)
+    assert torch.allclose(got, want.flatten(1, 2), atol=1e-6)
+    assert 0.0 < float(got.mean()) < 1.0 and float(got.min()) == 0.0 and float(got.max()) == 1.0
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        in_autocast = model.neighbour_inputs(hu)
+    assert in_autocast.dtype == torch.float32
+    assert torch.equal(in_autocast, got)
+
+
 def test_augment_returns_plain_tensors() -> None:
     # A MONAI MetaTensor would route every later op through Python (slow); the
     # draw depends only on the seed.
@@ -135,6 +157,25 @@ def test_augment_returns_plain_tensors() -> None:
     assert type(a) is torch.Tensor and a.dtype == torch.float32 and a.shape == (5, 32, 32)
     assert torch.equal(a, b)
     assert not torch.equal(a, augment(hu, seed=8))
+
+
+def test_torch_noise_transform() -> None:
+    # MONAI's draw (probability, sigma uniform in [0, std]) with a torch noise field.
+    from ichkit.model._noise import RandTorchGaussianNoise
+
+    img = torch.zeros(4, 64, 64)
+    noise = RandTorchGaussianNoise(prob=1.0, std=5.0)
+    noise.set_random_state(seed=3)
+    a = noise(img)
+    sigma = noise._sigma
+    assert 0.0 < sigma <= 5.0
+    assert a.dtype == torch.float32 and a.shape == img.shape
+    assert abs(float(a.std()) - sigma) < 0.05 * sigma and abs(float(a.mean())) < 0.05 * sigma
+    noise.set_random_state(seed=3)
+    assert torch.equal(noise(img), a)
+    assert not torch.equal(noise(img), a)  # the next draw differs
+    never = RandTorchGaussianNoise(prob=0.0, std=5.0)
+    assert never(img) is img
 
 
 def test_head_box_and_preprocess() -> None:

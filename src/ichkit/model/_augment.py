@@ -6,6 +6,12 @@ slice moves together): a left-right and a front-back flip, an affine (±15°,
 draw depends only on (seed, epoch, exam index), never on the process or the
 batch, so DDP training sees exactly what one process sees.
 
+The Gaussian noise is MONAI's ``RandGaussianNoise`` draw (probability, then a
+standard deviation uniform in [0, std]) with the noise field itself drawn by
+torch from a seed of the transform's random state: MONAI draws it with numpy's
+legacy generator in float64, which took most of the augmentation's time
+(benchmarks/RESULTS.md, stage-1 input pipeline).
+
 The front-back flip and the wider affine are there for generalisation: the
 demo-size model fitted its training exams' subarachnoid bleeds (exam AUC 0.995)
 far better than unseen ones (0.93) with ±8° and a left-right flip only; convexity
@@ -47,10 +53,11 @@ class SeriesAugment:
             Compose,
             RandAffine,
             RandFlip,
-            RandGaussianNoise,
             RandScaleIntensity,
             RandShiftIntensity,
         )
+
+        from ichkit.model._noise import RandTorchGaussianNoise
 
         shift = 0.05 * size
         self._transform = Compose(
@@ -67,7 +74,7 @@ class SeriesAugment:
                 ),
                 RandScaleIntensity(factors=0.01, prob=0.5),
                 RandShiftIntensity(offsets=6.0, prob=0.5),
-                RandGaussianNoise(prob=0.5, mean=0.0, std=5.0),
+                RandTorchGaussianNoise(prob=0.5, std=5.0),
             ]
         )
 

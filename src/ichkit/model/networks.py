@@ -342,29 +342,53 @@ class SeriesModel(nn.Module):
     def slice_inputs(self, hu: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """Windowed, context-stacked encoder input: (B, S, H, W) → (B, S, C, H, W)."""
         b, s = hu.shape[0], hu.shape[1]
-        x = ((hu.unsqueeze(2) - self.window_low) / self.window_width).clamp(0.0, 1.0)
+        x = self.neighbour_inputs(self._neighbours(hu, lengths).flatten(0, 1))
+        return x.view(b, s, *x.shape[1:])
+
+    def _neighbours(self, hu: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+        """Each slice's HU with its ``context`` neighbours: (B, S, H, W) → (B, S, K, H, W).
+
+        Edge slices repeat (within each series' ``lengths`` when given).
+        """
+        b, s = hu.shape[0], hu.shape[1]
         if self.context == 0:
-            return x
+            return hu.unsqueeze(2)
         pos = torch.arange(s, device=hu.device).unsqueeze(1) + self.offsets.unsqueeze(0)  # (S, K)
         k = self.offsets.shape[0]
         if lengths is None:
             idx = pos.clamp(min=0, max=s - 1).reshape(-1)
-            stacked = x.index_select(1, idx)  # (B, S*K, W, H, W): a Gather in ONNX
-            return stacked.reshape(b, s, k * x.shape[2], x.shape[3], x.shape[4])
+            stacked = hu.index_select(1, idx)  # (B, S*K, H, W): a Gather in ONNX
+            return stacked.reshape(b, s, k, hu.shape[2], hu.shape[3])
         upper = (lengths.to(hu.device) - 1).view(b, 1, 1)
         per_series = torch.minimum(pos.clamp(min=0).unsqueeze(0), upper)  # (B, S, K)
         batch = torch.arange(b, device=hu.device).view(b, 1, 1)
-        return x[batch, per_series].flatten(2, 3)
+        return hu[batch, per_series]
 
     def neighbour_inputs(self, hu: torch.Tensor) -> torch.Tensor:
         """Encoder input of slices given with their neighbours, as :meth:`slice_inputs` stacks them.
 
         ``hu`` is (N, 2 * context + 1, H, W): each slice's neighbours from
         ``-context`` to ``+context`` (edges repeated by the caller); returns
-        (N, C, H, W). Stage 1 uses it to window only the slices it trains on.
+        (N, C, H, W), channel ``k * len(windows) + w`` being neighbour ``k``
+        through window ``w``, clamped to [0, 1]. Stage 1 uses it to window
+        only the slices it trains on.
+
+        The windows are one grouped 1×1 convolution (weight 1 / width, bias
+        -low / width), computed in float32 even under autocast. With
+        ``channels_last`` it writes the encoder's memory layout directly:
+        windowing elementwise and then converting the layout took 1.5x as
+        long on 2 CPU cores (benchmarks/RESULTS.md).
         """
-        x = hu.unsqueeze(2).sub(self.window_low)  # one new tensor, then in place
-        return x.div_(self.window_width).clamp_(0.0, 1.0).flatten(1, 2)
+        k = 2 * self.context + 1  # a Python int: the ONNX export needs the weight's shape
+        scale = 1.0 / self.window_width.flatten()
+        weight = scale.repeat(k).view(-1, 1, 1, 1)
+        bias = (-self.window_low.flatten() * scale).repeat(k)
+        x = hu.float()
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(x.device.type, enabled=False):
+            out = nn.functional.conv2d(x, weight, bias, groups=k)
+        return out.clamp_(0.0, 1.0)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Encoder embeddings of (N, C, H, W) slices → (N, D)."""
@@ -411,13 +435,13 @@ class SeriesModel(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Image and exam logits of the series as given: :meth:`forward` without test-time views."""
         b, s = hu.shape[0], hu.shape[1]
-        x = self.slice_inputs(hu, lengths)
+        stacked = self._neighbours(hu, lengths)
         if lengths is None:
-            feats = self.encode(x.flatten(0, 1)).view(b, s, -1)
+            feats = self.encode(self.neighbour_inputs(stacked.flatten(0, 1))).view(b, s, -1)
         else:
             lengths = lengths.to(hu.device)
             mask = torch.arange(s, device=hu.device).unsqueeze(0) < lengths.unsqueeze(1)
-            flat = self.encode(x[mask])
+            flat = self.encode(self.neighbour_inputs(stacked[mask]))
             feats = flat.new_zeros((b, s, flat.shape[1]))
             feats[mask] = flat
         return self.heads(feats, lengths)
