@@ -15,6 +15,11 @@ generated beforehand) with the images written the default way (the elements
 shared by a series encoded once, the per-image ones spliced in) against the
 baseline of pydicom's ``dcmwrite`` for every image (``splice=False``: the same
 bytes, as ichkit wrote them before), alternating the two on the same exams.
+
+A third table times the dose report's burned-in text (``render_text``: each
+line's glyphs drawn by matplotlib's FreeType wrapper) against the baseline of a
+matplotlib figure with one text artist per line drawn by the Agg canvas (as
+ichkit drew it before), called in turn; ``--dose-report-only`` prints just it.
 """
 
 from __future__ import annotations
@@ -55,12 +60,80 @@ def measure_writer(size: int, slices: int, exams: int, rounds: int) -> tuple[flo
     return best[True], best[False]
 
 
+def _render_text_figure(lines: list[str], *, size: int) -> object:
+    """Baseline: the dose report drawn as a matplotlib figure (the code before)."""
+    import numpy as np
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(size / 100.0, size / 100.0), dpi=100, facecolor="black")
+    canvas = FigureCanvasAgg(fig)
+    for i, line in enumerate(lines):
+        fig.text(
+            0.04,
+            0.95 - i * 0.055,
+            line,
+            color="white",
+            family="DejaVu Sans Mono",
+            fontsize=9.5,
+            va="top",
+        )
+    canvas.draw()  # type: ignore[no-untyped-call]
+    return np.asarray(canvas.buffer_rgba())[..., 0].copy()  # type: ignore[no-untyped-call]
+
+
+def measure_dose_text(reports: int) -> tuple[float, float]:
+    """CPU seconds per dose report text: (render_text, matplotlib figure), called in turn."""
+    from ichkit.synth._writer import render_text
+
+    lines = [
+        "Site 1 Hospital",
+        "",
+        "Patient Name: DOE JANE Q",
+        "Patient ID:   A00012345",
+        "Accession:    ACC99887766",
+        "Exam Date:    Mar 14 2019 09:26",
+        "Exam Description: CT HEAD WO CONTRAST",
+        "",
+        "Series  Type    Scan Range    CTDIvol  DLP",
+        "1       Scout   -             -        -",
+        "2       Helical 145.0 mm     48.57    704.27",
+        "",
+        "Total Exam DLP:   704.27 mGy-cm",
+        "Phantom: Head 16 cm   Revolution",
+    ]
+    fns = (render_text, _render_text_figure)
+    total = [0.0, 0.0]
+    for i in range(reports + 1):
+        for j in (0, 1) if i % 2 else (1, 0):
+            start = time.process_time()
+            fns[j](lines, size=512)
+            if i:  # the first call of each loads fonts
+                total[j] += time.process_time() - start
+    return total[0] / reports, total[1] / reports
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--exams-small", type=int, default=8)
     parser.add_argument("--exams-large", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the writer table")
+    parser.add_argument("--reports", type=int, default=30, help="dose reports of the text table")
+    parser.add_argument("--dose-report-only", action="store_true")
     args = parser.parse_args()
+    if not args.dose_report_only:
+        measure_tables(args)
+    fast, slow = measure_dose_text(args.reports)
+    print()
+    print(
+        "| dose report text, 512x512 | reports | render_text (s CPU) | matplotlib figure | ratio |"
+    )
+    print("|---|---|---|---|---|")
+    print(f"| 14 lines | {args.reports} | {fast:.4f} | {slow:.4f} | {slow / fast:.2f}x |")
+
+
+def measure_tables(args: argparse.Namespace) -> None:
+    """The per-exam and writer tables."""
     measure(64, 4, 1, 1)  # warm imports (pydicom encoders, matplotlib fonts)
     print(f"python {platform.python_version()}, {os.cpu_count()} CPUs, {platform.machine()}")
     print("| exam | workers | exams | s/exam |")

@@ -169,3 +169,37 @@ def test_spliced_images_equal_pydicom_dcmwrite(tmp_path) -> None:  # type: ignor
         assert first.SOPInstanceUID != last.SOPInstanceUID
         assert first.ImagePositionPatient != last.ImagePositionPatient
     assert len(profiles) == 5
+
+
+def test_dose_report_text_matches_a_matplotlib_figure() -> None:
+    """``render_text`` draws glyphs directly; a matplotlib figure with the same text
+    (the way it was drawn before) puts the same ink in the same place."""
+    import numpy as np
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from ichkit.synth._writer import render_text
+
+    lines = ["Patient Name: DOE JANE", "", "Patient ID:   A0012345", "Exam Date:    Mar 14 2019"]
+    fig = Figure(figsize=(2.56, 2.56), dpi=100, facecolor="black")
+    canvas = FigureCanvasAgg(fig)
+    for i, line in enumerate(lines):
+        fig.text(0.04, 0.95 - i * 0.055, line, color="white", family="DejaVu Sans Mono",
+                 fontsize=9.5, va="top")  # fmt: skip
+    canvas.draw()  # type: ignore[no-untyped-call]
+    want = np.asarray(canvas.buffer_rgba())[..., 0]  # type: ignore[no-untyped-call]
+    got = render_text(lines, size=256)
+    assert got.shape == (256, 256) and got.dtype == np.uint8
+
+    def extent(img: np.ndarray, axis: int) -> tuple[int, int]:
+        lit = np.nonzero(img.max(axis=axis) > 128)[0]
+        return int(lit.min()), int(lit.max())
+
+    for axis in (0, 1):
+        (a0, a1), (b0, b1) = extent(want, axis), extent(got, axis)
+        assert abs(a0 - b0) <= 2 and abs(a1 - b1) <= 2, (axis, (a0, a1), (b0, b1))
+    assert abs(int(got.sum()) - int(want.sum())) < 0.05 * int(want.sum())
+    # the empty second line stays black; other text gives other pixels
+    row = round((0.05 + 0.055) * 256)
+    assert got[row + 3 : row + 10].max() == 0
+    assert not np.array_equal(got, render_text(["Patient Name: ROE JOHN"], size=256))
