@@ -46,7 +46,8 @@ bench: setup
 	$(PY) benchmarks/bench_dataset.py --files 4000 --exams 25000
 	rm -rf .bench-data && $(VENV)/bin/ichkit synth .bench-data --exams 40 --seed 1 --size 128 \
 	  --masks --workers 2 --no-progress
-	$(PY) benchmarks/bench_cache.py .bench-data --exams 40 --workers 2
+	$(PY) benchmarks/bench_cache.py .bench-data --exams 40 --workers 2 --blas-baseline
+	$(PY) benchmarks/bench_stage1.py
 	$(PY) benchmarks/bench_model.py
 	@if [ -f $(ICHKIT_DEMO_DIR)/model/best.ckpt ]; then \
 	  $(PY) benchmarks/bench_heatmaps.py --model $(ICHKIT_DEMO_DIR)/model/best.ckpt --data .bench-data; \
