@@ -47,7 +47,7 @@ bench: setup
 	rm -rf .bench-data && $(VENV)/bin/ichkit synth .bench-data --exams 40 --seed 1 --size 128 \
 	  --masks --workers 2 --no-progress
 	$(PY) benchmarks/bench_cache.py .bench-data --exams 40 --workers 2 --blas-baseline
-	$(PY) benchmarks/bench_stage1.py
+	$(PY) benchmarks/bench_encoder.py
 	$(PY) benchmarks/bench_model.py
 	@if [ -f $(ICHKIT_DEMO_DIR)/model/best.ckpt ]; then \
 	  $(PY) benchmarks/bench_heatmaps.py --model $(ICHKIT_DEMO_DIR)/model/best.ckpt --data .bench-data; \

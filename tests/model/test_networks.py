@@ -230,3 +230,28 @@ def test_intracranial_mask() -> None:
     open_ring = hu.copy()
     open_ring[30:35, 50:64] = 35.0  # a gap in the skull: no closed cavity
     assert np.array_equal(intracranial_mask(open_ring), open_ring > -300)
+
+
+def test_cpu_inference_in_chunks_equals_one_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Inference without gradients embeds the slices in chunks (small blocks
+    # for malloc); the logits are those of one batch, padded series included.
+    import ichkit.model.networks as networks
+
+    cfg = load_config(preset="tiny", overrides=["context=1", "tta=lr"])
+    model = build_model(cfg).eval()
+    hu = torch.randn(2, 7, 32, 32) * 300.0
+    lengths = torch.tensor([7, 5])
+    with torch.enable_grad():  # gradients on: one batch
+        whole = [model(hu), model(hu, lengths)]
+    calls: list[int] = []
+    encode = model.encode
+    monkeypatch.setattr(model, "encode", lambda x: calls.append(x.shape[0]) or encode(x))
+    per_slice = 4 * model.encoder_channels * 32 * 32
+    monkeypatch.setattr(networks, "CPU_CHUNK_BYTES", 3 * per_slice)
+    with torch.no_grad():
+        chunked = [model(hu), model(hu, lengths)]
+    assert calls[:10] == [3, 3, 3, 3, 3, 3, 3, 3, 3, 1]  # 2 views x 2 series x 7 slices = 28
+    assert sum(calls) == 28 + 24  # then the 2 x (7 + 5) real slices of the padded batch
+    for (image, exam), (image2, exam2) in zip(whole, chunked, strict=True):
+        assert torch.allclose(image, image2, atol=1e-5)
+        assert torch.allclose(exam, exam2, atol=1e-5)

@@ -9,8 +9,8 @@ batch, so DDP training sees exactly what one process sees.
 The Gaussian noise is MONAI's ``RandGaussianNoise`` draw (probability, then a
 standard deviation uniform in [0, std]) with the noise field itself drawn by
 torch from a seed of the transform's random state: MONAI draws it with numpy's
-legacy generator in float64, which took most of the augmentation's time
-(benchmarks/RESULTS.md, stage-1 input pipeline).
+legacy generator in float64, 38 % of the augmentation's time in a profile of
+stage 1 (benchmarks/RESULTS.md, stage 1's input pipeline).
 
 The front-back flip and the wider affine are there for generalisation: the
 demo-size model fitted its training exams' subarachnoid bleeds (exam AUC 0.995)

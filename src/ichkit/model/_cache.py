@@ -143,12 +143,14 @@ def _build_one(job: tuple[SeriesFiles, str, int]) -> CachedSeries:
 
 
 def _worker_init() -> None:
-    """One thread per worker, for torch and for numpy's BLAS.
+    """One thread per worker, for torch and for the BLAS libraries (numpy's, scipy's).
 
     The resize is a BLAS matrix product: OpenBLAS would start a thread per
-    core in every worker, and two workers of two threads on two cores ran
-    3.4x slower than with one thread each (benchmarks/RESULTS.md).
+    core in every worker, and two workers of two threads on two cores built
+    the cache 3.9x slower than with one thread each (benchmarks/RESULTS.md).
+    scipy is imported first so that the limit also covers its own OpenBLAS.
     """
+    import scipy.ndimage  # type: ignore[import-untyped]  # noqa: F401
     import torch
     from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 

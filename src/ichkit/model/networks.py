@@ -287,6 +287,12 @@ def build_encoder(
     return SliceEncoder(encoder.body, encoder.features, pool) if pool != "avg" else encoder
 
 
+#: Largest encoder input (bytes of float32) embedded in one piece when a CPU
+#: model infers without gradients (:meth:`SeriesModel.forward`): glibc's
+#: malloc hands blocks above 32 MiB to mmap, so each one is page-faulted afresh.
+CPU_CHUNK_BYTES = 16 * 2**20
+
+
 class SeriesModel(nn.Module):
     """The series model: windows + neighbouring slices → encoder → BiGRU → two heads.
 
@@ -327,6 +333,7 @@ class SeriesModel(nn.Module):
         self.register_buffer("offsets", torch.arange(-context, context + 1, dtype=torch.long))
         self.context = context
         in_channels = (2 * context + 1) * len(windows)
+        self.encoder_channels = in_channels
         self.encoder = build_encoder(encoder, in_channels, norm=norm, pool=pool)
         feat = self.encoder.features
         self.gru = nn.GRU(feat, hidden, batch_first=True, bidirectional=True)
@@ -374,20 +381,26 @@ class SeriesModel(nn.Module):
         only the slices it trains on.
 
         The windows are one grouped 1×1 convolution (weight 1 / width, bias
-        -low / width), computed in float32 even under autocast. With
-        ``channels_last`` it writes the encoder's memory layout directly:
-        windowing elementwise and then converting the layout took 1.5x as
-        long on 2 CPU cores (benchmarks/RESULTS.md).
+        -low / width), computed in float32 even under autocast (and without
+        TF32 on CUDA). With ``channels_last`` it writes the encoder's memory
+        layout directly instead of windowing elementwise and then copying to
+        that layout (0.97-1.43x the time of the copy path on 2 CPU cores:
+        benchmarks/RESULTS.md).
         """
         k = 2 * self.context + 1  # a Python int: the ONNX export needs the weight's shape
-        scale = 1.0 / self.window_width.flatten()
+        scale = 1.0 / self.window_width.flatten().float()
         weight = scale.repeat(k).view(-1, 1, 1, 1)
-        bias = (-self.window_low.flatten() * scale).repeat(k)
+        bias = (-self.window_low.flatten().float() * scale).repeat(k)
         x = hu.float()
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(x.device.type, enabled=False):
+        with (
+            torch.autocast(x.device.type, enabled=False),
+            torch.backends.cudnn.flags(enabled=torch.backends.cudnn.enabled, allow_tf32=False),
+        ):
             out = nn.functional.conv2d(x, weight, bias, groups=k)
+        if self.channels_last:  # one input channel (context 0) leaves the layout ambiguous
+            out = out.contiguous(memory_format=torch.channels_last)
         return out.clamp_(0.0, 1.0)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
@@ -437,14 +450,42 @@ class SeriesModel(nn.Module):
         b, s = hu.shape[0], hu.shape[1]
         stacked = self._neighbours(hu, lengths)
         if lengths is None:
-            feats = self.encode(self.neighbour_inputs(stacked.flatten(0, 1))).view(b, s, -1)
+            feats = self._embed_stacks(stacked.flatten(0, 1)).view(b, s, -1)
         else:
             lengths = lengths.to(hu.device)
             mask = torch.arange(s, device=hu.device).unsqueeze(0) < lengths.unsqueeze(1)
-            flat = self.encode(self.neighbour_inputs(stacked[mask]))
+            flat = self._embed_stacks(stacked[mask])
             feats = flat.new_zeros((b, s, flat.shape[1]))
             feats[mask] = flat
         return self.heads(feats, lengths)
+
+    def _embed_stacks(self, stacks: torch.Tensor) -> torch.Tensor:
+        """Embeddings (N, D) of slices given with their neighbours (N, K, H, W).
+
+        Without gradients on the CPU (inference) the slices go through in
+        chunks of at most :data:`CPU_CHUNK_BYTES` of encoder input: glibc
+        serves larger blocks with fresh pages from the kernel on every call,
+        and a 4-view series of 33 slices at 128 px ran 1.46x faster in chunks
+        (benchmarks/RESULTS.md). Each slice is embedded on its own (eval-mode
+        norms), so the result is the same; training, gradients (Grad-CAM),
+        other devices and ONNX export take one batch.
+        """
+        n = stacks.shape[0]
+        per_slice = 4 * self.encoder_channels * stacks.shape[-2] * stacks.shape[-1]
+        chunk = max(1, CPU_CHUNK_BYTES // per_slice)
+        if (
+            n <= chunk
+            or self.training
+            or torch.is_grad_enabled()
+            or stacks.device.type != "cpu"
+            or torch.jit.is_tracing()  # type: ignore[attr-defined,no-untyped-call]
+            or torch.onnx.is_in_onnx_export()
+        ):
+            return self.encode(self.neighbour_inputs(stacks))
+        parts = [
+            self.encode(self.neighbour_inputs(stacks[i : i + chunk])) for i in range(0, n, chunk)
+        ]
+        return torch.cat(parts)
 
     def heads(
         self, feats: torch.Tensor, lengths: torch.Tensor | None = None

@@ -20,7 +20,6 @@ Pixel storage per vendor profile (:mod:`ichkit.synth._vendors`):
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import io
 import os
 import shutil
@@ -678,15 +677,18 @@ def _write_dose_report(header: _Header, exam: SynthExam, folder: Path) -> str:
 def render_text(lines: list[str], *, size: int) -> NDArray[np.uint8]:
     """White monospace text on black, as an 8-bit image.
 
-    Each line is rasterised by matplotlib's FreeType wrapper (DejaVu Sans Mono,
-    9.5 pt at 100 dpi, antialiased, matplotlib's hinting), its top at
-    ``0.05 + 0.055 * i`` of the height and 4 % from the left edge. Drawing the
-    glyphs directly skips building a matplotlib figure for every dose report,
-    which took 5x as long (benchmarks/RESULTS.md, synthetic exams).
+    Each line is rasterised by matplotlib's FreeType wrapper as matplotlib's
+    Agg renderer does it (DejaVu Sans Mono, 9.5 pt at 100 dpi, antialiased,
+    matplotlib's hinting), its top at ``0.05 + 0.055 * i`` of the height and 4 %
+    from the left edge. Drawing the glyphs directly skips building a matplotlib
+    figure for every dose report, which took 6x as long (benchmarks/RESULTS.md,
+    synthetic exams).
     """
+    from matplotlib import font_manager
     from matplotlib.backends.backend_agg import get_hinting_flag
 
-    font = _mono_font()
+    # get_font caches one FT2Font per thread and file
+    font = font_manager.get_font(font_manager.findfont("DejaVu Sans Mono"))
     out = np.zeros((size, size), dtype=np.uint8)
     left = round(0.04 * size)
     for i, line in enumerate(lines):
@@ -702,15 +704,6 @@ def render_text(lines: list[str], *, size: int) -> NDArray[np.uint8]:
         region = out[top : top + h, left : left + w]
         np.maximum(region, glyphs[:h, :w], out=region)
     return out
-
-
-@functools.cache
-def _mono_font() -> Any:
-    """matplotlib's ``FT2Font`` of DejaVu Sans Mono (shipped with matplotlib), loaded once."""
-    from matplotlib import font_manager
-    from matplotlib.ft2font import FT2Font
-
-    return FT2Font(font_manager.findfont("DejaVu Sans Mono"))
 
 
 def write_npz(path: Path, arrays: dict[str, NDArray[np.generic]]) -> None:

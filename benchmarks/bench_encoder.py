@@ -1,8 +1,8 @@
-"""Stage 1's input pipeline: ichkit's windowing and noise against the code they replaced.
+"""The encoder's input pipeline and inference: ichkit's code against the code it replaced.
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_stage1.py [--calls 40] [--threads 2]
+    .venv/bin/python benchmarks/bench_encoder.py [--calls 40] [--threads 2]
 
 In one process, ichkit's code and the baseline called in turn ``--calls``
 times each (after two warm-up calls), median seconds of each:
@@ -17,7 +17,10 @@ times each (after two warm-up calls), median seconds of each:
   backward, AdamW) with each windowing;
 * the **augmentation** of one 20-slice stack (:class:`SeriesAugment`, one
   thread, as stage 1 runs it) with ichkit's torch-drawn noise against the same
-  transforms with MONAI's ``RandGaussianNoise`` (the baseline).
+  transforms with MONAI's ``RandGaussianNoise`` (the baseline);
+* **inference** of one 33-slice series with the demo preset's 4 test-time
+  views (132 slices, eval mode, no gradients), the encoder fed in chunks of
+  at most ``CPU_CHUNK_BYTES`` (ichkit) against one batch (the baseline).
 """
 
 from __future__ import annotations
@@ -94,9 +97,10 @@ def main() -> None:
     transforms = list(baseline._transform.transforms)
     transforms[-1] = RandGaussianNoise(prob=0.5, mean=0.0, std=5.0)
     baseline._transform.transforms = tuple(transforms)
-    seeds = iter(range(10**9))
 
     def augment_with(aug: SeriesAugment) -> Callable[[], object]:
+        seeds = iter(range(10**9))  # each arm draws the same sequence of augmentations
+
         def run() -> object:
             torch.set_num_threads(1)
             try:  # one draw per call, as stage 1 draws one per series and epoch
@@ -106,6 +110,26 @@ def main() -> None:
 
         return run
 
+    import ichkit.model.networks as networks
+
+    infer_model = build_model(cfg).eval()
+    series = torch.randn(1, 33, cfg.input_size, cfg.input_size) * 300.0
+    chunk_bytes = networks.CPU_CHUNK_BYTES
+
+    def infer(chunked: bool) -> Callable[[], object]:
+        def run() -> object:
+            networks.CPU_CHUNK_BYTES = chunk_bytes if chunked else 2**62
+            try:
+                with torch.no_grad():
+                    return infer_model(series)
+            finally:
+                networks.CPU_CHUNK_BYTES = chunk_bytes
+
+        return run
+
+    with torch.no_grad():
+        a, b = infer(True)(), infer(False)()
+    assert all(torch.allclose(x, y, atol=1e-5) for x, y in zip(a, b, strict=True))
     cases: dict[str, tuple[Callable[[], object], Callable[[], object]]] = {
         "windowing, 64 slices x 9 channels": (
             lambda: model.neighbour_inputs(hu),
@@ -118,6 +142,10 @@ def main() -> None:
         "augmentation, 20 stacks of 20 slices (1 thread)": (
             augment_with(augment),
             augment_with(baseline),
+        ),
+        f"inference, 33 slices x {len(infer_model.tta_views)} views, no gradients": (
+            infer(True),
+            infer(False),
         ),
     }
     best = {name: _interleaved(*fns, args.calls) for name, fns in cases.items()}
