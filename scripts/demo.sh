@@ -28,8 +28,8 @@ step() {
 # PyTorch trains the demo model in bf16 on CPUs with AVX-512 BF16 and in fp32 on
 # AVX2-only ones, where the whole demo takes about twice as long.
 if [ -r /proc/cpuinfo ] && grep -qw avx2 /proc/cpuinfo && ! grep -qw avx512f /proc/cpuinfo; then
-  printf 'Note: this CPU has AVX2 but no AVX-512: expect 20-30 minutes on 2 cores\n' >&2
-  printf 'instead of 9-14 (benchmarks/RESULTS.md, make demo, runs 14-17).\n' >&2
+  printf 'Note: this CPU has AVX2 but no AVX-512: expect 18-30 minutes on 2 cores\n' >&2
+  printf 'instead of 9-14 (benchmarks/RESULTS.md, make demo, runs 14-18).\n' >&2
 fi
 
 rm -rf "$out"
