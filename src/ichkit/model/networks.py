@@ -465,7 +465,7 @@ class SeriesModel(nn.Module):
         Without gradients on the CPU (inference) the slices go through in
         chunks of at most :data:`CPU_CHUNK_BYTES` of encoder input: glibc
         serves larger blocks with fresh pages from the kernel on every call,
-        and a 4-view series of 33 slices at 128 px ran 1.46x faster in chunks
+        and a 4-view series of 33 slices at 128 px ran 1.40-1.49x faster in chunks
         (benchmarks/RESULTS.md). Each slice is embedded on its own (eval-mode
         norms), so the result is the same; training, gradients (Grad-CAM),
         other devices and ONNX export take one batch.
