@@ -2,14 +2,16 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_precision.py [--steps 6] [--threads 2]
+    .venv/bin/python benchmarks/bench_precision.py [--steps 6] [--threads 2] [--encoders small ...]
 
-For the registered CPU encoders at the input sizes their presets use (``small``
-and ``small-fine`` at 128 px, ``medium`` at 256 px; 9 input channels = 3
+For the registered CPU encoders at the input sizes their presets use (``small``,
+``small-dilated`` and ``small-fine`` at 128 px, ``medium`` at 256 px; 9 input channels = 3
 windows x 3 neighbouring slices; channels-last, as ``ichkit train`` runs them),
 times one training step (forward, backward, AdamW; batch 64, 32 for
 ``medium``) and one inference forward pass (batch 128) with bf16 autocast and
-in fp32, alternating the two, and prints the median seconds and the ratio.
+in fp32, alternating the two, and prints the median seconds and the ratio
+(``--encoders`` picks some of them; the last column gives each train step
+against the first encoder's in the same precision, run in the same process).
 ``precision=auto`` in ``ichkit train`` picks bf16 on any CPU with native bf16
 (``avx512_bf16``); the CPU flags that matter (``avx512_bf16``, ``amx_bf16``)
 are printed first.
@@ -26,7 +28,12 @@ import torch
 
 from ichkit.model.networks import build_encoder
 
-CASES = (("small", 128, 64), ("small-fine", 128, 64), ("medium", 256, 32))
+CASES = (
+    ("small", 128, 64),
+    ("small-dilated", 128, 64),
+    ("small-fine", 128, 64),
+    ("medium", 256, 32),
+)
 
 
 def _time(fn: object, steps: int) -> float:
@@ -76,6 +83,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--encoders", nargs="+", choices=[c[0] for c in CASES], default=[c[0] for c in CASES]
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     cpuinfo = Path("/proc/cpuinfo")
@@ -90,15 +100,20 @@ def main() -> None:
     )
     print(
         "| encoder | input | train step bf16 / fp32 (s) | fp32 speed-up | "
-        "inference 128 slices bf16 / fp32 (s) | fp32 speed-up |"
+        "inference 128 slices bf16 / fp32 (s) | fp32 speed-up | train step bf16 / fp32 "
+        "against the first row |"
     )
-    print("|---|---|---|---|---|---|")
-    for name, size, batch in CASES:
+    print("|---|---|---|---|---|---|---|")
+    first: dict[str, float] = {}
+    for name, size, batch in (c for c in CASES if c[0] in args.encoders):
         r = measure(name, size, batch, args.steps)
+        first = first or r
         print(
             f"| {name} | {size} px, batch {batch} | {r['train_bf16']:.3f} / {r['train_fp32']:.3f} "
             f"| {r['train_bf16'] / r['train_fp32']:.2f}x | {r['infer_bf16']:.3f} / "
-            f"{r['infer_fp32']:.3f} | {r['infer_bf16'] / r['infer_fp32']:.2f}x |",
+            f"{r['infer_fp32']:.3f} | {r['infer_bf16'] / r['infer_fp32']:.2f}x "
+            f"| {r['train_bf16'] / first['train_bf16']:.2f}x / "
+            f"{r['train_fp32'] / first['train_fp32']:.2f}x |",
             flush=True,
         )
 

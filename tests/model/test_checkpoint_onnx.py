@@ -94,3 +94,19 @@ def test_not_a_checkpoint(tmp_path: Path) -> None:
         load_checkpoint(bad)
     with pytest.raises(ModelError, match="model file not found"):
         load_predictor(tmp_path / "none.onnx")
+
+
+def test_onnx_equals_pytorch_with_the_dilated_encoder(tiny_dataset: Path, tmp_path: Path) -> None:
+    # dilated convolutions (small-dilated's last stage) go through the export too
+    from ichkit.model import load_config, train_model
+
+    cfg = load_config(
+        preset="tiny",
+        overrides={"data": str(tiny_dataset), "encoder": "small-dilated", "epochs": 1},
+    )
+    train_model(cfg, out=tmp_path / "run")
+    torch_p = load_predictor(tmp_path / "run" / "best.ckpt")
+    onnx_p = load_predictor(export_onnx(tmp_path / "run" / "best.ckpt", tmp_path / "m.onnx"))
+    hu = np.random.default_rng(3).normal(30, 200, size=(7, 32, 32)).astype(np.float32)
+    (ti, te), (oi, oe) = torch_p(hu), onnx_p(hu)
+    assert np.abs(ti - oi).max() < 1e-4 and np.abs(te - oe).max() < 1e-4

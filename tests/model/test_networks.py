@@ -27,6 +27,34 @@ def test_small_fine_keeps_twice_the_map_side_with_the_same_weights() -> None:
     assert [p.shape for p in fine.parameters()] == [p.shape for p in small.parameters()]
 
 
+def _field_of_view(encoder: torch.nn.Module, side: int) -> int:
+    """Side (pixels) of the input region that the centre cell of the final map sees."""
+    x = torch.rand(1, 9, side, side, requires_grad=True)
+    maps = encoder.body(x)
+    h, w = maps.shape[2:]
+    maps[0, :, h // 2, w // 2].sum().backward()
+    assert x.grad is not None
+    rows = torch.nonzero(x.grad.abs().sum(dim=(0, 1, 3)) > 0)
+    return int(rows.max() - rows.min() + 1)
+
+
+def test_small_dilated_refines_only_the_last_stage_and_keeps_its_field_of_view() -> None:
+    torch.manual_seed(0)
+    small, dilated = build_encoder("small", 9).eval(), build_encoder("small-dilated", 9).eval()
+    x = torch.zeros(2, 9, 64, 64)
+    assert small.body(x).shape == (2, 128, 2, 2)
+    assert dilated.body(x).shape == (2, 128, 4, 4)
+    assert dilated(x).shape == (2, 128)
+    assert [p.shape for p in dilated.parameters()] == [p.shape for p in small.parameters()]
+    # the stages before the last are untouched
+    assert [m.stride for m in dilated.body[:-1].modules() if isinstance(m, torch.nn.Conv2d)] == [
+        m.stride for m in small.body[:-1].modules() if isinstance(m, torch.nn.Conv2d)
+    ]
+    # dilation keeps the last stage's field of view: without it, a stride-1
+    # stage would see less of the slice than small's does
+    assert _field_of_view(dilated, 256) >= _field_of_view(small, 256) > 128
+
+
 def test_shapes_and_padding_invariance() -> None:
     torch.manual_seed(0)
     cfg = load_config(preset="tiny", overrides=["context=2"])
