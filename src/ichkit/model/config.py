@@ -313,7 +313,7 @@ PRESETS: Mapping[str, Mapping[str, Any]] = {
         "export_onnx": False,
     },
     "demo": {
-        "encoder": "small",
+        "encoder": "small-dilated",
         "input_size": 128,
         "hidden": 64,
         "encoder_epochs": 32,
