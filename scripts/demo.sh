@@ -30,8 +30,10 @@ step() {
 # PyTorch trains the demo model in bf16 on CPUs with AVX-512 BF16 and in fp32 on
 # AVX2-only ones, where the whole demo takes about twice as long.
 if [ -r /proc/cpuinfo ] && grep -qw avx2 /proc/cpuinfo && ! grep -qw avx512f /proc/cpuinfo; then
-  printf 'Note: this CPU has AVX2 but no AVX-512: expect 18-30 minutes on 2 cores\n' >&2
-  printf 'instead of 9-14 (benchmarks/RESULTS.md, make demo, runs 14-18).\n' >&2
+  printf 'Note: this CPU has AVX2 but no AVX-512: expect 20-30 minutes on 2 cores\n' >&2
+  printf 'instead of 9-14 (benchmarks/RESULTS.md, make demo: runs 14-18 took 18-29 with\n' >&2
+  printf 'the small encoder, and small-dilated adds about 2 minutes of training there;\n' >&2
+  printf 'ICHKIT_DEMO_ENCODER=small is faster).\n' >&2
 fi
 
 rm -rf "$out"
