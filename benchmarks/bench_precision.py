@@ -10,8 +10,8 @@ windows x 3 neighbouring slices; channels-last, as ``ichkit train`` runs them),
 times one training step (forward, backward, AdamW; batch 64, 32 for
 ``medium``) and one inference forward pass (batch 128) with bf16 autocast and
 in fp32, alternating the two, and prints the median seconds and the ratio
-(``--encoders`` picks some of them; the last column gives each train step
-against the first encoder's in the same precision, run in the same process).
+(``--encoders`` picks some of them, in that order; the last column gives each
+train step against the first one's in the same precision, same process).
 ``precision=auto`` in ``ichkit train`` picks bf16 on any CPU with native bf16
 (``avx512_bf16``); the CPU flags that matter (``avx512_bf16``, ``amx_bf16``)
 are printed first.
@@ -105,7 +105,9 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|---|")
     first: dict[str, float] = {}
-    for name, size, batch in (c for c in CASES if c[0] in args.encoders):
+    sizes = {c[0]: c[1:] for c in CASES}
+    for name in args.encoders:
+        size, batch = sizes[name]
         r = measure(name, size, batch, args.steps)
         first = first or r
         print(

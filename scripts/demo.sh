@@ -16,8 +16,8 @@ seed="${ICHKIT_DEMO_SEED:-2019}"
 mix="${ICHKIT_DEMO_SUBTYPE_MIX:-even}"
 prevalence="${ICHKIT_DEMO_PREVALENCE:-0.4}"
 # The slice encoder: the demo preset's `small-dilated` (`small` with a final map of twice
-# the side), `small` (about 5 % faster to train, less accurate on subarachnoid and
-# intraparenchymal bleeds) or `small-fine` (finer maps throughout, 1.5-2.7 x the encoder's
+# the side), `small` (a few per cent faster to train on an AMD EPYC with AVX-512, more on
+# slower CPUs; less accurate on subarachnoid and intraparenchymal bleeds) or `small-fine` (finer maps throughout, 1.5-2.7 x the encoder's
 # training time, by CPU); benchmarks/RESULTS.md compares them.
 encoder="${ICHKIT_DEMO_ENCODER:-small-dilated}"
 
@@ -32,7 +32,7 @@ step() {
 if [ -r /proc/cpuinfo ] && grep -qw avx2 /proc/cpuinfo && ! grep -qw avx512f /proc/cpuinfo; then
   printf 'Note: this CPU has AVX2 but no AVX-512: expect 20-30 minutes on 2 cores\n' >&2
   printf 'instead of 9-14 (benchmarks/RESULTS.md, make demo: runs 14-18 took 18-29 with\n' >&2
-  printf 'the small encoder, and small-dilated adds about 2 minutes of training there;\n' >&2
+  printf 'the small encoder; small-dilated is projected to add about 2 minutes there;\n' >&2
   printf 'ICHKIT_DEMO_ENCODER=small is faster).\n' >&2
 fi
 

@@ -52,7 +52,19 @@ def test_small_dilated_refines_only_the_last_stage_and_keeps_its_field_of_view()
     ]
     # dilation keeps the last stage's field of view: without it, a stride-1
     # stage would see less of the slice than small's does
-    assert _field_of_view(dilated, 256) >= _field_of_view(small, 256) > 128
+    assert _field_of_view(dilated, 256) == _field_of_view(small, 256) == 191
+
+
+def test_dilated_stage_of_two_blocks_keeps_the_field_of_view() -> None:
+    # later blocks of a dilated stage are dilated in both convolutions
+    from ichkit.model.networks import _monai_resnet
+
+    torch.manual_seed(0)
+    layout = {"layers": [1, 1, 1, 2], "widths": [8, 8, 8, 8], "groups": 4, "norm": "batch"}
+    plain = _monai_resnet(9, **layout).eval()  # type: ignore[arg-type]
+    dilated = _monai_resnet(9, **layout, dilate_last=True).eval()  # type: ignore[arg-type]
+    assert dilated.body(torch.zeros(1, 9, 64, 64)).shape == (1, 8, 4, 4)
+    assert _field_of_view(dilated, 512) == _field_of_view(plain, 512) == 319
 
 
 def test_shapes_and_padding_invariance() -> None:

@@ -191,8 +191,19 @@ def _monai_resnet(
 
 
 def _dilate_stage(stage: nn.Module) -> None:
-    """Turn a strided ResNet stage into a dilated one of stride 1 (same weights' shapes)."""
+    """Turn a strided ResNet stage into a dilated one of stride 1 (same weights' shapes).
+
+    For MONAI's basic ``ResNetBlock`` with a convolution shortcut (type B, as
+    :func:`_monai_resnet` builds them): the strided 3x3 convolution is each
+    block's ``conv1``. Other block types are refused rather than mis-dilated.
+    """
+    from monai.networks.nets.resnet import ResNetBlock
+
     for i, block in enumerate(stage.children()):
+        if not isinstance(block, ResNetBlock) or not (
+            block.downsample is None or isinstance(block.downsample, nn.Sequential)
+        ):
+            raise TypeError(f"cannot dilate {type(block).__name__}: basic blocks only")
         for name, conv in block.named_modules():
             if not isinstance(conv, nn.Conv2d):
                 continue
@@ -257,7 +268,7 @@ ENCODERS: Mapping[str, EncoderSpec] = MappingProxyType(
             EncoderSpec(
                 "small-dilated",
                 "small with a dilated last stage: final map of twice the side (1/16 of the "
-                "input), ~1.2x the time per step on 2 CPU cores",
+                "input), 1.2-1.3x the time per step on 2 CPU cores",
                 lambda c, n: _monai_resnet(c, **_SMALL, norm=n, dilate_last=True),
             ),
             EncoderSpec(
