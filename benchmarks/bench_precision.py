@@ -28,12 +28,13 @@ import torch
 
 from ichkit.model.networks import build_encoder
 
-CASES = (
-    ("small", 128, 64),
-    ("small-dilated", 128, 64),
-    ("small-fine", 128, 64),
-    ("medium", 256, 32),
-)
+#: encoder -> (input side, training batch)
+CASES = {
+    "small": (128, 64),
+    "small-dilated": (128, 64),
+    "small-fine": (128, 64),
+    "medium": (256, 32),
+}
 
 
 def _time(fn: object, steps: int) -> float:
@@ -83,9 +84,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument(
-        "--encoders", nargs="+", choices=[c[0] for c in CASES], default=[c[0] for c in CASES]
-    )
+    parser.add_argument("--encoders", nargs="+", choices=list(CASES), default=list(CASES))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     cpuinfo = Path("/proc/cpuinfo")
@@ -105,9 +104,8 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|---|")
     first: dict[str, float] = {}
-    sizes = {c[0]: c[1:] for c in CASES}
     for name in args.encoders:
-        size, batch = sizes[name]
+        size, batch = CASES[name]
         r = measure(name, size, batch, args.steps)
         first = first or r
         print(

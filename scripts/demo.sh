@@ -15,10 +15,11 @@ seed="${ICHKIT_DEMO_SEED:-2019}"
 # too few in a few hundred exams to learn from or to measure an AUC on.
 mix="${ICHKIT_DEMO_SUBTYPE_MIX:-even}"
 prevalence="${ICHKIT_DEMO_PREVALENCE:-0.4}"
-# The slice encoder: the demo preset's `small-dilated` (`small` with a final map of twice
-# the side), `small` (a few per cent faster to train on an AMD EPYC with AVX-512, more on
-# slower CPUs; less accurate on subarachnoid and intraparenchymal bleeds) or `small-fine` (finer maps throughout, 1.5-2.7 x the encoder's
-# training time, by CPU); benchmarks/RESULTS.md compares them.
+# The slice encoder: the demo preset's `small-dilated` (`small` with a final map of
+# twice the side), `small` (a few per cent faster to train on an AMD EPYC with AVX-512,
+# more on slower CPUs; less accurate on subarachnoid and intraparenchymal bleeds) or
+# `small-fine` (finer maps throughout, 1.5-2.7 x the encoder's training time, by CPU);
+# benchmarks/RESULTS.md compares them.
 encoder="${ICHKIT_DEMO_ENCODER:-small-dilated}"
 
 start=$(date +%s)
