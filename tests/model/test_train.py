@@ -222,3 +222,29 @@ def test_stage1_loader_processes_train_the_same_model(tiny_dataset: Path, tmp_pa
     assert encoder
     for k in encoder:
         assert torch.equal(inline[k], loaded[k]), k
+
+
+def test_compile_in_two_stage_training_is_ignored_with_a_warning(
+    tiny_dataset: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # torch.compile applies to end-to-end training; the two-stage presets train the
+    # encoder eagerly and the heads on stored embeddings, so the setting is refused aloud.
+    cfg = load_config(
+        preset="tiny",
+        overrides={
+            "data": str(tiny_dataset),
+            "precision": "fp32",
+            "encoder_epochs": 1,
+            "slice_batch": 8,
+            "epochs": 1,
+            "compile": True,
+            "export_onnx": False,
+            "cache_dir": str(tmp_path / "cache"),
+        },
+    )
+    with caplog.at_level("WARNING", logger="ichkit"):
+        result = train_model(cfg, out=tmp_path / "run")
+    assert result.last_checkpoint.exists()
+    assert any(
+        "compile=true applies to end-to-end training only" in r.message for r in caplog.records
+    )

@@ -637,7 +637,12 @@ def _train(
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[dist.device.index] if dist.device.type == "cuda" else None
         )
-    if cfg.compile:
+    if cfg.compile and two_stage:
+        # stage 1 trains the encoder eagerly and stage 2 trains the heads on
+        # stored embeddings; torch.compile did not pay for stage 1 on CPUs
+        # (benchmarks/bench_compile.py)
+        logger.warning("compile=true applies to end-to-end training only (encoder_epochs=0)")
+    elif cfg.compile:
         net = torch.compile(net)  # type: ignore[assignment]
     logger.info(
         "training %s encoder at %d px on %s (%s, %d thread(s), %d process(es)): %d train / %d "

@@ -115,7 +115,8 @@ class TrainConfig:
         supports it, else fp16; otherwise fp32),
         ``fp32``, ``bf16`` or ``fp16``.
     channels_last, compile
-        Memory format of the encoder; ``torch.compile`` the model.
+        Memory format of the encoder; ``torch.compile`` the model (end-to-end
+        training only: ignored, with a warning, when ``encoder_epochs`` > 0).
     threads
         torch intra-op threads per process (0 = CPU count / processes).
     workers, cache_workers
