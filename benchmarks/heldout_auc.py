@@ -10,7 +10,8 @@ Usage::
 (``--csv OUT.csv --name RUN`` append the row to a CSV; several ``--preds``
 folders score their ensemble, the mean of their logits; ``--small-px N`` also
 reports the exam AUC without the positive exams whose largest slice holds at
-most N blood pixels of that label, from ``HELDOUT/masks``).
+most N blood pixels of that label, from ``HELDOUT/masks``; ``--exam-from-images``
+ranks exams by their highest image probability instead of the exam output).
 
 A test split of a few hundred exams holds 10-20 positive exams per subtype, so
 its exam AUC moves by several hundredths from one data draw to the next. To
@@ -38,13 +39,19 @@ def _logit(p: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     return np.asarray(np.log(q / (1 - q)))
 
 
-def _run(preds: Path, data: Path, series: list[str]) -> tuple[npt.NDArray[np.float64], Any]:
-    """Exam probabilities (in ``series`` order) and the image rows of one prediction folder."""
+def _run(
+    preds: Path, data: Path, series: list[str], key: str = "probabilities"
+) -> tuple[npt.NDArray[np.float64], Any]:
+    """Exam probabilities (in ``series`` order) and the image rows of one prediction folder.
+
+    ``key`` is the ``exams.json`` field read per series: ``probabilities`` (the
+    model's exam output) or ``max_image_probabilities``.
+    """
     from ichkit.labels import LABELS, read_labels
 
     doc = json.loads((preds / "exams.json").read_text())
     probs = {
-        s["series_instance_uid"]: [s["probabilities"][lab] for lab in LABELS]
+        s["series_instance_uid"]: [s[key][lab] for lab in LABELS]
         for e in doc["exams"]
         for s in e["series"]
     }
@@ -92,6 +99,11 @@ def main() -> None:
         default=0,
         help="also report exam AUC without positives whose largest slice has <= N blood pixels",
     )
+    parser.add_argument(
+        "--exam-from-images",
+        action="store_true",
+        help="rank exams by their highest image probability, not the model's exam output",
+    )
     args = parser.parse_args()
 
     import pandas as pd
@@ -101,7 +113,8 @@ def main() -> None:
 
     exams = pd.read_csv(args.data / "exams.csv", dtype={"series": str}).set_index("series")
     series = list(exams.index)
-    runs = [_run(p, args.data, series) for p in args.preds]
+    key = "max_image_probabilities" if args.exam_from_images else "probabilities"
+    runs = [_run(p, args.data, series, key) for p in args.preds]
     pred = runs[0][1]
     for _, other in runs[1:]:
         if not other.index.equals(pred.index):
