@@ -48,6 +48,7 @@ bench: setup
 	  --masks --workers 2 --no-progress
 	$(PY) benchmarks/bench_cache.py .bench-data --exams 40 --workers 2 --blas-baseline
 	$(PY) benchmarks/bench_encoder.py
+	$(PY) benchmarks/bench_compile.py
 	$(PY) benchmarks/bench_model.py
 	@if [ -f $(ICHKIT_DEMO_DIR)/model/best.ckpt ]; then \
 	  $(PY) benchmarks/bench_heatmaps.py --model $(ICHKIT_DEMO_DIR)/model/best.ckpt --data .bench-data; \
