@@ -6,8 +6,8 @@ Usage::
         [--precision bf16 fp32] [--steps 15] [--threads 2]
 
 Times stage 1's training step as ``ichkit train`` runs it (the encoder with a
-linear head, channels-last, 9 input channels at 128 px, batch 64, weighted BCE,
-AdamW) eagerly and under ``torch.compile`` (inductor), in the same process,
+linear head, channels-last, 9 input channels at 128 px, batch 64, BCE, AdamW)
+eagerly and under ``torch.compile`` (inductor), in the same process,
 alternating the two twice; each precision in turn (bf16 autocast, fp32). It
 prints the first step (compilation included) and the median of the next
 ``--steps`` steps, and the compiled step against the eager one (the baseline).

@@ -11,7 +11,9 @@ The GPU machine has no network and no ``.venv`` (far too large to travel). Its
 :data:`NEEDED`, travels as wheels in ``.whl/`` (git-ignored; the device call
 names it in ``carry``), and ``gpu_check.sh`` installs them there with
 ``--no-deps --no-index`` into a scratch folder. The versions are this
-checkout's ``.venv``'s, so the GPU run uses the code paths the CPU tests ran.
+checkout's ``.venv``'s, those the CPU tests ran with (Python, torch and numpy
+there are the image's: 3.12, 2.11 and 2.5 by its list, against 3.11, 2.13 and
+2.4 here).
 ``tests/model/test_gpu_check.py`` checks that a dry run imports nothing
 outside these two lists and the standard library.
 """
@@ -71,7 +73,12 @@ def main() -> None:
     """Download the wheels of :data:`NEEDED` at this environment's versions."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--python-version", default="3.12", help="the GPU machine's Python")
-    p.add_argument("--dest", type=Path, default=Path(__file__).resolve().parents[1] / ".whl")
+    p.add_argument(
+        "--dest",
+        type=Path,
+        default=Path(__file__).resolve().parents[1] / ".whl",
+        help="folder for the wheels (its old *.whl are removed; default: .whl/)",
+    )
     a = p.parse_args()
     specs = [f"{name}=={importlib.metadata.version(name)}" for name in NEEDED]
     a.dest.mkdir(parents=True, exist_ok=True)

@@ -102,7 +102,8 @@ def main() -> None:
     parser.add_argument(
         "--exam-from-images",
         action="store_true",
-        help="rank exams by their highest image probability, not the model's exam output",
+        help="rank exams by their highest image probability, not the model's exam output "
+        "(with several --preds: the mean of each model's highest image logit)",
     )
     args = parser.parse_args()
 
@@ -136,7 +137,7 @@ def main() -> None:
     image_y = truth[list(LABELS)].to_numpy()
 
     name = args.name or "+".join(p.name for p in args.preds)
-    row: dict[str, float | str | int] = {"run": name, "exams": len(exams)}
+    row: dict[str, float | str | int] = {"run": name, "exams": len(exams), "exam_from": key}
     exam_auc, image_auc = per_label_auc(exam_y, exam_p), per_label_auc(image_y, image_p)
     for j, lab in enumerate(LABELS):
         row[f"exam_auc_{lab}"] = exam_auc[lab]

@@ -629,6 +629,11 @@ def _train(
     dtype = resolve_precision(cfg.precision, dist.device)
     scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
     net: torch.nn.Module = model
+    if cfg.compile and two_stage:
+        # stage 1 trains the encoder eagerly and stage 2 trains the heads on
+        # stored embeddings; torch.compile did not pay for stage 1 on CPUs
+        # (benchmarks/bench_compile.py)
+        logger.warning("compile=true applies to end-to-end training only (encoder_epochs=0)")
     if two_stage:
         train_feats, val_feats = _two_stage_setup(
             model, train_set, val_set, cfg, dist, dtype, emit, pretrain=resume is None
@@ -637,12 +642,7 @@ def _train(
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[dist.device.index] if dist.device.type == "cuda" else None
         )
-    if cfg.compile and two_stage:
-        # stage 1 trains the encoder eagerly and stage 2 trains the heads on
-        # stored embeddings; torch.compile did not pay for stage 1 on CPUs
-        # (benchmarks/bench_compile.py)
-        logger.warning("compile=true applies to end-to-end training only (encoder_epochs=0)")
-    elif cfg.compile:
+    if cfg.compile and not two_stage:
         net = torch.compile(net)  # type: ignore[assignment]
     logger.info(
         "training %s encoder at %d px on %s (%s, %d thread(s), %d process(es)): %d train / %d "
@@ -858,6 +858,8 @@ def _train_encoder(
         ),
     )
     loader = _in_order(chunks, cfg.workers, collate_fn=_as_is)
+    # fp16 autocast (CUDA cards without bf16) needs loss scaling; bf16 and fp32 do not
+    scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
     model.train()
     aux.train()
     current = 0
@@ -901,11 +903,20 @@ def _train_encoder(
                 logits = aux(model.encode(x))
             loss = _weighted_bce(logits, y).sum() / len(step) * dist.world
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()  # type: ignore[no-untyped-call]
-            _allreduce_grads(params, dist)
+            if scaler is not None:
+                scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
+                _allreduce_grads(params, dist)
+                scaler.unscale_(optimizer)
+            else:
+                loss.backward()  # type: ignore[no-untyped-call]
+                _allreduce_grads(params, dist)
             if cfg.grad_clip:
                 torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            optimizer.step()
+            if scaler is not None:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
             scheduler.step()
             batch_loss = _batch_loss(loss, dist)
             losses.append(batch_loss)
@@ -1196,13 +1207,15 @@ def _head_predict(
 ) -> list[tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]]:
     was_training = model.training
     model.eval()
+    # the embeddings are kept on the CPU; the heads may be on a GPU
+    device = next(model.parameters()).device
     out = []
     for f in feats:
-        img, exam = model.heads(f.unsqueeze(0))
+        img, exam = model.heads(f.unsqueeze(0).to(device))
         out.append(
             (
-                torch.sigmoid(img[0]).numpy().astype(np.float64),
-                torch.sigmoid(exam[0]).numpy().astype(np.float64),
+                torch.sigmoid(img[0].float()).cpu().numpy().astype(np.float64),
+                torch.sigmoid(exam[0].float()).cpu().numpy().astype(np.float64),
             )
         )
     model.train(was_training)
