@@ -29,6 +29,16 @@ def test_finer_variants_keep_twice_the_map_side_with_the_same_weights(name: str)
     assert [p.shape for p in fine.parameters()] == [p.shape for p in small.parameters()]
 
 
+def test_patch_stem_variant_has_the_dilated_map_without_a_full_resolution_stem() -> None:
+    # small-dilated-patch: a 4x4 stride-4 stem instead of the strided 3x3 + max-pool
+    dilated, patch = build_encoder("small-dilated", 9), build_encoder("small-dilated-patch", 9)
+    x = torch.zeros(2, 9, 64, 64)
+    assert patch.body(x).shape == dilated.body(x).shape == (2, 128, 4, 4)
+    stem = patch.body[0]
+    assert isinstance(stem, torch.nn.Conv2d) and stem.kernel_size == stem.stride == (4, 4)
+    assert not any(isinstance(m, torch.nn.MaxPool2d) for m in patch.body.modules())
+
+
 def _field_of_view(encoder: torch.nn.Module, side: int) -> int:
     """Side (pixels) of the input region that the centre cell of the final map sees."""
     x = torch.rand(1, 9, side, side, requires_grad=True)

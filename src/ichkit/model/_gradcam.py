@@ -79,7 +79,8 @@ def gradcam(
     stages = list(body.children()) if method == "layercam" else []
     handles = [m.register_forward_hook(hook) for m in stages] or [body.register_forward_hook(hook)]
     try:
-        x = torch.from_numpy(np.asarray(hu, dtype=np.float32)).unsqueeze(0)
+        device = next(model.parameters()).device
+        x = torch.from_numpy(np.asarray(hu, dtype=np.float32)).unsqueeze(0).to(device)
         x.requires_grad_(False)
         with torch.enable_grad():
             # the series as given: no mirrored test-time views in the batch
@@ -99,7 +100,7 @@ def gradcam(
     grads = maps.grad
     if grads is None:
         raise ModelError("class-activation map: no gradient reached the encoder's feature map")
-    idx = torch.tensor(list(slices), dtype=torch.long)
+    idx = torch.tensor(list(slices), dtype=torch.long, device=maps.device)
     a, g = maps.detach()[idx].float(), grads[idx].float()
     if method == "layercam":
         cam = torch.relu((torch.relu(g) * a).sum(dim=1, keepdim=True))
@@ -108,7 +109,7 @@ def gradcam(
         cam = torch.relu((weights * a).sum(dim=1, keepdim=True))
     cam = F.interpolate(cam, size=(size, size), mode="bilinear", align_corners=False)[:, 0]
     peak = cam.flatten(1).amax(dim=1).clamp(min=1e-12).view(-1, 1, 1)
-    out: npt.NDArray[np.float32] = (cam / peak).numpy().astype(np.float32)
+    out: npt.NDArray[np.float32] = (cam / peak).cpu().numpy().astype(np.float32)
     return out
 
 
@@ -239,7 +240,7 @@ def write_heatmaps(
         )
     else:
         torch_predictor = predictor
-    model = torch_predictor.model.cpu()
+    model = torch_predictor.model  # Grad-CAM runs where the predictor's model is
     written, hits, near, scored = 0, 0, 0, 0
     per_image: list[dict[str, Any]] = []
     for pred in results:

@@ -106,7 +106,8 @@ class TorchPredictor:
         import torch
 
         x = torch.from_numpy(np.asarray(hu, dtype=np.float32)).unsqueeze(0).to(self.device)
-        with torch.no_grad():
+        # no TF32 on CUDA: the same fp32 results as onnxruntime and evaluate (to ~1e-5)
+        with torch.no_grad(), torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
             img, exam = self.model(x)
         return _sigmoid(img[0].float().cpu().numpy()), _sigmoid(exam[0].float().cpu().numpy())
 

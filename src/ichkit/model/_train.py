@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import datetime
 import logging
 import math
 import os
@@ -139,7 +140,12 @@ def _init_distributed() -> _Dist:
         device = torch.device("cpu")
     if world > 1 and not torch.distributed.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
-        torch.distributed.init_process_group(backend=backend)
+        # rank 0 builds the cache (hours for the whole RSNA set on a cold disk)
+        # while the others wait in a barrier; nccl's default timeout is 10 min
+        timeout = datetime.timedelta(
+            seconds=float(os.environ.get("ICHKIT_DIST_TIMEOUT_S", 6 * 3600))
+        )
+        torch.distributed.init_process_group(backend=backend, timeout=timeout)
         logger.info("DDP: rank %d of %d, backend %s", rank, world, backend)
     return _Dist(rank=rank, world=world, local_rank=local_rank, device=device)
 

@@ -161,6 +161,7 @@ def _monai_resnet(
     norm: str,
     stem_pool: bool = True,
     dilate_last: bool = False,
+    patch_stem: bool = False,
 ) -> SliceEncoder:
     """A MONAI ResNet body.
 
@@ -185,7 +186,13 @@ def _monai_resnet(
     )
     if dilate_last:
         _dilate_stage(net.layer4)
-    stem = [net.conv1, net.bn1, net.act, *([net.maxpool] if stem_pool else [])]
+    if patch_stem:
+        # a 4x4 convolution of stride 4 in place of the strided 3x3 and the
+        # max-pool: the same 1/4 side, without a full-resolution feature map
+        conv1 = nn.Conv2d(in_channels, widths[0], kernel_size=4, stride=4, bias=False)
+        stem = [conv1, net.bn1, net.act]
+    else:
+        stem = [net.conv1, net.bn1, net.act, *([net.maxpool] if stem_pool else [])]
     body = nn.Sequential(*stem, net.layer1, net.layer2, net.layer3, net.layer4)
     return SliceEncoder(_convert_norm(body, norm, groups), widths[-1])
 
@@ -270,6 +277,11 @@ ENCODERS: Mapping[str, EncoderSpec] = MappingProxyType(
                 "small with a dilated last stage: final map of twice the side (1/16 of the "
                 "input), 1.2-1.3x the time per step on 2 CPU cores",
                 lambda c, n: _monai_resnet(c, **_SMALL, norm=n, dilate_last=True),
+            ),
+            EncoderSpec(
+                "small-dilated-patch",
+                "small-dilated with a 4x4 stride-4 convolution for a stem (no max-pool)",
+                lambda c, n: _monai_resnet(c, **_SMALL, norm=n, dilate_last=True, patch_stem=True),
             ),
             EncoderSpec(
                 "medium",
@@ -533,6 +545,14 @@ class SeriesModel(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Image and exam logits from slice embeddings (B, S, D) (the part after the encoder)."""
         s = feats.shape[1]
+        with torch.autocast(feats.device.type, enabled=False):
+            return self._heads_fp32(feats.float(), lengths, s)
+
+    def _heads_fp32(
+        self, feats: torch.Tensor, lengths: torch.Tensor | None, s: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        # outside autocast: CUDA autocast runs cuDNN RNNs in fp16 whatever its
+        # dtype (and without a loss scaler under bf16); the heads are tiny
         if lengths is None:
             seq, _ = self.gru(feats)
             pooled = torch.cat([seq.amax(dim=1), seq.mean(dim=1)], dim=1)
