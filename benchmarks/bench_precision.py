@@ -5,7 +5,7 @@ Usage::
     .venv/bin/python benchmarks/bench_precision.py [--steps 6] [--threads 2] [--encoders small ...]
 
 For the registered CPU encoders at the input sizes their presets use (``small``,
-``small-dilated`` and ``small-fine`` at 128 px, ``medium`` at 256 px; 9 input channels = 3
+``small-dilated``, ``small-dilated-patch`` and ``small-fine`` at 128 px, ``medium`` at 256 px; 9 input channels = 3
 windows x 3 neighbouring slices; channels-last, as ``ichkit train`` runs them),
 times one training step (forward, backward, AdamW; batch 64, 32 for
 ``medium``) and one inference forward pass (batch 128) with bf16 autocast and
@@ -32,6 +32,7 @@ from ichkit.model.networks import build_encoder
 CASES = {
     "small": (128, 64),
     "small-dilated": (128, 64),
+    "small-dilated-patch": (128, 64),
     "small-fine": (128, 64),
     "medium": (256, 32),
 }
