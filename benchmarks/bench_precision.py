@@ -6,7 +6,8 @@ Usage::
 
 For the registered CPU encoders at the input sizes their presets use (``small``,
 ``small-dilated``, ``small-dilated-patch`` and ``small-fine`` at 128 px,
-``medium`` at 256 px; 9 input channels = 3 windows x 3 neighbouring slices; channels-last, as ``ichkit train`` runs them),
+``medium`` at 256 px; 9 input channels = 3 windows x 3 neighbouring slices;
+channels-last, as ``ichkit train`` runs them),
 times one training step (forward, backward, AdamW; batch 64, 32 for
 ``medium``) and one inference forward pass (batch 128) with bf16 autocast and
 in fp32, alternating the two, and prints the median seconds and the ratio
