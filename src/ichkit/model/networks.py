@@ -280,8 +280,8 @@ ENCODERS: Mapping[str, EncoderSpec] = MappingProxyType(
             ),
             EncoderSpec(
                 "small-dilated-patch",
-                "small-dilated with a 4x4 stride-4 stem (no max-pool): a faster step, less accurate "
-                "on intraventricular bleeds (benchmarks/RESULTS.md)",
+                "small-dilated with a 4x4 stride-4 stem (no max-pool): a faster step, less "
+                "accurate on intraventricular bleeds (benchmarks/RESULTS.md)",
                 lambda c, n: _monai_resnet(c, **_SMALL, norm=n, dilate_last=True, patch_stem=True),
             ),
             EncoderSpec(
