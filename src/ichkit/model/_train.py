@@ -707,19 +707,7 @@ def _train(
                     )
                     * dist.world
                 )
-                optimizer.zero_grad(set_to_none=True)
-                if scaler is not None:
-                    scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
-                    scaler.unscale_(optimizer)
-                else:
-                    loss.backward()  # type: ignore[no-untyped-call]
-                if cfg.grad_clip:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                if scaler is not None:
-                    scaler.step(optimizer)
-                    scaler.update()
-                else:
-                    optimizer.step()
+                _optimizer_step(loss, optimizer, list(model.parameters()), cfg.grad_clip, scaler)
                 scheduler.step()
                 batch_loss = _batch_loss(loss, dist)
                 losses.append(batch_loss)
@@ -908,21 +896,14 @@ def _train_encoder(
             with _autocast(dist.device, dtype):
                 logits = aux(model.encode(x))
             loss = _weighted_bce(logits, y).sum() / len(step) * dist.world
-            optimizer.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
-                _allreduce_grads(params, dist)
-                scaler.unscale_(optimizer)
-            else:
-                loss.backward()  # type: ignore[no-untyped-call]
-                _allreduce_grads(params, dist)
-            if cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            if scaler is not None:
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                optimizer.step()
+            _optimizer_step(
+                loss,
+                optimizer,
+                params,
+                cfg.grad_clip,
+                scaler,
+                lambda: _allreduce_grads(params, dist),
+            )
             scheduler.step()
             batch_loss = _batch_loss(loss, dist)
             losses.append(batch_loss)
@@ -930,6 +911,34 @@ def _train_encoder(
             emit(ProgressEvent("step", epoch=epoch, loss=batch_loss))
     if current:
         log_epoch()
+
+
+def _optimizer_step(
+    loss: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    params: Sequence[torch.nn.Parameter],
+    grad_clip: float,
+    scaler: torch.amp.GradScaler | None,
+    after_backward: Callable[[], None] | None = None,
+) -> None:
+    """Backward, ``after_backward`` (e.g. averaging gradients by hand), clip, step.
+
+    With a GradScaler (fp16) the loss is scaled and the gradients unscaled
+    before clipping; the scaler skips steps with inf/NaN gradients.
+    """
+    optimizer.zero_grad(set_to_none=True)
+    (scaler.scale(loss) if scaler is not None else loss).backward()  # type: ignore[no-untyped-call]
+    if after_backward is not None:
+        after_backward()
+    if scaler is not None:
+        scaler.unscale_(optimizer)
+    if grad_clip:
+        torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
 
 
 def _in_order(

@@ -545,15 +545,15 @@ class SeriesModel(nn.Module):
         self, feats: torch.Tensor, lengths: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Image and exam logits from slice embeddings (B, S, D) (the part after the encoder)."""
-        s = feats.shape[1]
         with torch.autocast(feats.device.type, enabled=False):
-            return self._heads_fp32(feats.float(), lengths, s)
+            return self._heads_fp32(feats.float(), lengths)
 
     def _heads_fp32(
-        self, feats: torch.Tensor, lengths: torch.Tensor | None, s: int
+        self, feats: torch.Tensor, lengths: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         # outside autocast: CUDA autocast runs cuDNN RNNs in fp16 whatever its
         # dtype (and without a loss scaler under bf16); the heads are tiny
+        s = feats.shape[1]
         if lengths is None:
             seq, _ = self.gru(feats)
             pooled = torch.cat([seq.amax(dim=1), seq.mean(dim=1)], dim=1)
