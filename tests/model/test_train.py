@@ -248,3 +248,20 @@ def test_compile_in_two_stage_training_is_ignored_with_a_warning(
     assert any(
         "compile=true applies to end-to-end training only" in r.message for r in caplog.records
     )
+
+
+def test_ddp_timeout_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    import datetime
+
+    from ichkit.errors import ConfigError
+    from ichkit.model._train import _dist_timeout
+
+    monkeypatch.delenv("ICHKIT_DIST_TIMEOUT_S", raising=False)
+    assert _dist_timeout() == datetime.timedelta(hours=6)
+    monkeypatch.setenv("ICHKIT_DIST_TIMEOUT_S", "90")
+    assert _dist_timeout() == datetime.timedelta(seconds=90)
+    for bad in ("soon", "-5", "nan"):
+        monkeypatch.setenv("ICHKIT_DIST_TIMEOUT_S", bad)
+        with pytest.raises(ConfigError, match="ICHKIT_DIST_TIMEOUT_S") as err:
+            _dist_timeout()
+        assert bad in str(err.value)

@@ -142,12 +142,27 @@ def _init_distributed() -> _Dist:
         backend = "nccl" if device.type == "cuda" else "gloo"
         # rank 0 builds the cache (hours for the whole RSNA set on a cold disk)
         # while the others wait in a barrier; nccl's default timeout is 10 min
-        timeout = datetime.timedelta(
-            seconds=float(os.environ.get("ICHKIT_DIST_TIMEOUT_S", 6 * 3600))
-        )
-        torch.distributed.init_process_group(backend=backend, timeout=timeout)
+        torch.distributed.init_process_group(backend=backend, timeout=_dist_timeout())
         logger.info("DDP: rank %d of %d, backend %s", rank, world, backend)
     return _Dist(rank=rank, world=world, local_rank=local_rank, device=device)
+
+
+def _dist_timeout() -> datetime.timedelta:
+    """How long DDP processes wait for each other: ``ICHKIT_DIST_TIMEOUT_S``, default 6 h."""
+    raw = os.environ.get("ICHKIT_DIST_TIMEOUT_S", str(6 * 3600))
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = math.nan
+    if not seconds > 0:
+        from ichkit.errors import ConfigError
+
+        raise ConfigError(
+            f"the DDP timeout must be a positive number of seconds, not {raw!r}",
+            field="ICHKIT_DIST_TIMEOUT_S",
+            value=raw,
+        )
+    return datetime.timedelta(seconds=seconds)
 
 
 def _barrier(dist: _Dist) -> None:
