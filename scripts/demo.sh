@@ -21,6 +21,9 @@ prevalence="${ICHKIT_DEMO_PREVALENCE:-0.4}"
 # `small-fine` (finer maps throughout, 1.5-2.7 x the encoder's training time, by CPU);
 # benchmarks/RESULTS.md compares them.
 encoder="${ICHKIT_DEMO_ENCODER:-small-dilated}"
+# The model's input side in pixels: the demo preset's 128, or e.g. 160 (more accurate,
+# about 1.7 x stage 1's time: benchmarks/RESULTS.md, eleventh session).
+input="${ICHKIT_DEMO_INPUT:-128}"
 
 start=$(date +%s)
 # Each step's header shows the time since the start (mm:ss).
@@ -81,7 +84,7 @@ step "7. Train the series model (2.5D CNN + BiGRU) on the curated train split (v
 # exams.csv (written by the export) carries the curated split; the exported test
 # set (stage_2_test + its truth) is the model's test split, never trained on.
 "$ichkit" train --preset demo --data "$out/rsna" --out "$out/model" --set split_file=exams.csv \
-  --set encoder="$encoder" --no-progress
+  --set encoder="$encoder" --set input_size="$input" --no-progress
 
 step "8. Evaluate on the curated test set (exams never seen in training)"
 "$ichkit" evaluate "$out/model" --split test | tee "$out/evaluation.txt"
