@@ -22,7 +22,8 @@ prevalence="${ICHKIT_DEMO_PREVALENCE:-0.4}"
 # benchmarks/RESULTS.md compares them.
 encoder="${ICHKIT_DEMO_ENCODER:-small-dilated}"
 # The model's input side in pixels: the demo preset's 128, or e.g. 160 (more accurate,
-# about 1.7 x stage 1's time: benchmarks/RESULTS.md, eleventh session).
+# but 1.8 x the training time: 17 minutes in all on an AMD EPYC with AVX-512;
+# benchmarks/RESULTS.md, make demo run 27).
 input="${ICHKIT_DEMO_INPUT:-128}"
 
 start=$(date +%s)
