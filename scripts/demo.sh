@@ -15,16 +15,23 @@ seed="${ICHKIT_DEMO_SEED:-2019}"
 # too few in a few hundred exams to learn from or to measure an AUC on.
 mix="${ICHKIT_DEMO_SUBTYPE_MIX:-even}"
 prevalence="${ICHKIT_DEMO_PREVALENCE:-0.4}"
-# The slice encoder: the demo preset's `small-dilated` (`small` with a final map of
-# twice the side), `small` (a few per cent faster to train on an AMD EPYC with AVX-512,
-# more on slower CPUs; less accurate on subarachnoid and intraparenchymal bleeds) or
-# `small-fine` (finer maps throughout, 1.5-2.7 x the encoder's training time, by CPU);
-# benchmarks/RESULTS.md compares them.
-encoder="${ICHKIT_DEMO_ENCODER:-small-dilated}"
-# The model's input side in pixels: the demo preset's 128, or e.g. 160 (more accurate,
-# but 1.8 x the training time: 17 minutes in all on an AMD EPYC with AVX-512;
-# benchmarks/RESULTS.md, make demo run 27).
-input="${ICHKIT_DEMO_INPUT:-128}"
+# ICHKIT_DEMO_ENCODER: the slice encoder: unset, the demo preset's `small-dilated`
+# (`small` with a final map of twice the side); `small` (a few per cent faster to
+# train on an AMD EPYC with AVX-512, more on slower CPUs; less accurate on
+# subarachnoid and intraparenchymal bleeds) or `small-fine` (finer maps throughout,
+# 1.5-2.7 x the encoder's training time, by CPU); benchmarks/RESULTS.md compares them.
+# ICHKIT_DEMO_INPUT: the model's input side in pixels: unset, the demo preset's 128;
+# e.g. 160 is more accurate but takes 1.8 x the training time: 17 minutes in all on an
+# AMD EPYC with AVX-512 (benchmarks/RESULTS.md, make demo run 27).
+# Unset settings are left to the demo preset (`ichkit train --preset demo`), so that
+# the preset stays the one place that holds their defaults.
+model_set=()
+if [ -n "${ICHKIT_DEMO_ENCODER:-}" ]; then
+  model_set+=(--set "encoder=$ICHKIT_DEMO_ENCODER")
+fi
+if [ -n "${ICHKIT_DEMO_INPUT:-}" ]; then
+  model_set+=(--set "input_size=$ICHKIT_DEMO_INPUT")
+fi
 
 start=$(date +%s)
 # Each step's header shows the time since the start (mm:ss).
@@ -85,7 +92,7 @@ step "7. Train the series model (2.5D CNN + BiGRU) on the curated train split (v
 # exams.csv (written by the export) carries the curated split; the exported test
 # set (stage_2_test + its truth) is the model's test split, never trained on.
 "$ichkit" train --preset demo --data "$out/rsna" --out "$out/model" --set split_file=exams.csv \
-  --set encoder="$encoder" --set input_size="$input" --no-progress
+  "${model_set[@]}" --no-progress
 
 step "8. Evaluate on the curated test set (exams never seen in training)"
 "$ichkit" evaluate "$out/model" --split test | tee "$out/evaluation.txt"
