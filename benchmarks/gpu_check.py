@@ -115,6 +115,8 @@ def main() -> None:
         a.infer_size, a.repeat, a.workers = 64, 1, 2
     import torch
 
+    from ichkit.model import load_config
+
     sys.path.insert(0, str(HERE))
     from bench_model import _time_predict
 
@@ -175,8 +177,9 @@ def main() -> None:
         # the axial series' folder (the study also holds a scout and a dose report)
         study = max((fresh / "dicom").glob("*/*/*/*"), key=lambda d: len(list(d.iterdir())))
         r = _time_predict(run / "best.ckpt", study, os.cpu_count() or 1, a.repeat)
-        ckpt = torch.load(run / "best.ckpt", map_location="cpu", weights_only=False)
-        summary["infer_tta"] = ckpt["config"].get("tta", "none")  # views the model stage runs
+        # the views the model stage runs, from the run's resolved config (not the checkpoint
+        # again: _time_predict has loaded it)
+        summary["infer_tta"] = load_config(run / "config.toml").tta
         summary["infer_study"] = f"{int(r['slices'])} slices of {int(r['rows'])} px"
         for k in ("scan", "decode", "preprocess", "model", "total", "first_total"):
             summary[f"infer_{k}_s"] = round(r[k], 4)

@@ -100,6 +100,7 @@ def test_gpu_check_dry_run_works_with_what_travels(tmp_path: Path) -> None:
     assert summary["epochs"] >= 1 and summary["two_stage_s"] > 0
     assert all(x > 0 for x in summary["images_per_s_by_epoch"])
     assert summary["infer_study"] == "32 slices of 64 px"  # the axial series alone
+    assert summary["infer_tta"] == "lr"  # the rsna preset's test-time views, as trained
     assert 0 < summary["infer_model_s"] < summary["infer_total_s"]
     assert summary["seresnext101_256_fp32_s"] > 0 and summary["predict_cli_s"] > 0
 
