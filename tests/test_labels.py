@@ -395,3 +395,35 @@ def test_value_problem_message_is_nan_aware(tmp_path: Path) -> None:
     with pytest.raises(LabelsError, match=r"line 7: value of ID_a_any is NaN \(empty or 'nan'\)"):
         read_labels(path)
     assert math.isnan(read_labels_long(path)["value"].iloc[-1])
+
+
+@pytest.mark.parametrize("kind", ["probabilities", "binary"])
+@pytest.mark.parametrize("float_format", [None, "%.6g"])
+def test_write_label_matrix_writes_the_bytes_of_write_labels(
+    tmp_path: Path, kind: str, float_format: str | None
+) -> None:
+    from ichkit.labels import write_label_matrix
+
+    rng = np.random.default_rng(5)
+    table = rng.random((7, len(LABELS)))
+    if kind == "binary":
+        table = (table > 0.5).astype(np.float64)
+    images = [f"ID_{i:04x}ab" if i == 3 else f"{i:04x}ab" for i in range(7)]
+    wide = pd.DataFrame(table, index=images, columns=list(LABELS))
+    a = write_labels(tmp_path / "a.csv", wide, float_format=float_format)
+    b = write_label_matrix(tmp_path / "b.csv", images, table, float_format=float_format)
+    assert a.read_bytes() == b.read_bytes()
+
+
+def test_write_label_matrix_errors_name_the_field(tmp_path: Path) -> None:
+    from ichkit.labels import write_label_matrix
+
+    with pytest.raises(LabelsError, match=r"\(2, 6\) table") as err:
+        write_label_matrix(tmp_path / "x.csv", ["a", "b"], np.zeros((2, 5)))
+    assert err.value.field == "table"
+    with pytest.raises(LabelsError, match="not in") as err:
+        write_label_matrix(tmp_path / "x.csv", ["a", "b"], np.full((2, 6), 1.5))
+    assert err.value.field == "Label" and err.value.value == 1.5
+    with pytest.raises(LabelsError, match="twice"):
+        write_label_matrix(tmp_path / "x.csv", ["a", "ID_a"], np.zeros((2, 6)))
+    assert not (tmp_path / "x.csv").exists()

@@ -36,7 +36,7 @@ import enum
 import io
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -64,6 +64,7 @@ __all__ = [
     "row_id",
     "to_long",
     "to_wide",
+    "write_label_matrix",
     "write_labels",
 ]
 
@@ -928,7 +929,11 @@ def to_long(wide: pd.DataFrame) -> pd.DataFrame:
 
 def _writable_images(wide: pd.DataFrame, path: str | os.PathLike[str] | None = None) -> list[str]:
     _check_wide(wide)
-    images = [str(i) for i in wide.index]
+    return _writable_ids([str(i) for i in wide.index], path)
+
+
+def _writable_ids(images: list[str], path: str | os.PathLike[str] | None = None) -> list[str]:
+    """The image ids as written (a leading ``ID_`` and spaces removed), checked."""
     joined = "\n" + "\n".join(images) + "\n"
     if "\nID_" in joined or any(c in joined for c in " \t\f\v"):  # rare: normalise each
         images = [image_id(im) for im in images]
@@ -977,13 +982,45 @@ def write_labels(
         A value outside [0, 1] or NaN, a missing label column, an image id that
         is empty, repeated or holds a comma, quote or line break.
     """
+    _check_wide(wide)
+    return write_label_matrix(
+        path, [str(i) for i in wide.index], label_matrix(wide), float_format=float_format
+    )
+
+
+def write_label_matrix(
+    path: str | os.PathLike[str],
+    images: Sequence[str],
+    table: np.ndarray,
+    *,
+    float_format: str | None = None,
+) -> Path:
+    """:func:`write_labels` of an (images, 6) array in :data:`LABELS` order, without pandas.
+
+    The same file as ``write_labels(path, DataFrame(table, index=images,
+    columns=LABELS))``, for callers that would import pandas only for it
+    (``ichkit predict``: pandas costs a few tenths of a second to import).
+
+    Raises
+    ------
+    LabelsError
+        ``table`` is not (len(images), 6), or as :func:`write_labels`.
+    """
     import numpy as np
 
     from ichkit._atomic import atomic_write_text
 
     path = Path(path)
-    images = _writable_images(wide, path)
-    table = label_matrix(wide)
+    table = np.asarray(table, dtype=np.float64)
+    if table.shape != (len(images), len(LABELS)):
+        raise LabelsError(
+            f"expected a ({len(images)}, {len(LABELS)}) table of labels, one row per image; "
+            f"got shape {table.shape}",
+            path=path,
+            field="table",
+            value=list(table.shape),
+        )
+    images = _writable_ids([str(i) for i in images], path)
     bad = ~((table >= 0.0) & (table <= 1.0))
     if bool(bad.any()):
         r, c = (int(x) for x in np.argwhere(bad)[0])
