@@ -230,3 +230,29 @@ def test_report_auc_equals_sklearn_and_bootstrap_interval_holds_it() -> None:
     assert math.isnan(auc(np.zeros(5), np.arange(5.0)))
     lo, hi = bootstrap_ci(lambda idx: auc(y[idx], score[idx]), y.size, rounds=200)
     assert lo < auc(y, score) < hi
+
+
+def test_predict_with_onnx_imports_neither_torch_pandas_nor_scipy(
+    tiny_run: Path, tiny_dataset: Path, tmp_path: Path
+) -> None:
+    """The ONNX path of ``ichkit predict`` keeps its cold start short (2-s target on 2
+    cores): the submission is written without pandas, the head crop without scipy."""
+    import subprocess
+    import sys
+
+    study = sorted((tiny_dataset / "dicom" / "site0").glob("P0000/*"))[0]
+    out = tmp_path / "preds.csv"
+    code = (
+        "import sys\n"
+        "from ichkit.cli import main\n"
+        f"status = main(['predict', {str(study)!r}, '--model', "
+        f"{str(tiny_run / 'model.onnx')!r}, '--out', {str(out)!r}])\n"
+        "heavy = [m for m in ('torch', 'pandas', 'scipy', 'monai', 'matplotlib', 'sklearn')"
+        " if m in sys.modules]\n"
+        "print(f'STATUS={status} HEAVY=' + ','.join(heavy))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300
+    )
+    assert result.stdout.strip().splitlines()[-1] == "STATUS=0 HEAVY=", result.stderr
+    assert len(read_labels(out)) == 8

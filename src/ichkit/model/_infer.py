@@ -354,10 +354,8 @@ def predict_studies(
     ModelError
         A study folder is missing or holds no DICOM series.
     """
-    import pandas as pd
-
     from ichkit.dicom import load_series
-    from ichkit.labels import write_labels
+    from ichkit.labels import write_label_matrix
 
     t0 = time.perf_counter()
     if slab_mm is not None and not (math.isfinite(slab_mm) and slab_mm >= 0):
@@ -390,14 +388,15 @@ def predict_studies(
                 volumes[uid] = series
             if on_series is not None:
                 on_series(pred)
-    rows = {}
+    rows: dict[str, F64] = {}
     for pred in results:
         for uid, probs in zip(pred.sop_instance_uids, pred.image_probs, strict=True):
             rows[image_id(uid)] = probs
-    wide = pd.DataFrame.from_dict(rows, orient="index", columns=list(LABELS))
-    wide.index.name = "image_id"
+    table = np.clip(np.asarray(list(rows.values()), dtype=np.float64), 0.0, 1.0)
     out = Path(out_csv)
-    write_labels(out, wide.clip(0.0, 1.0), float_format="%.6g")
+    # written without pandas, whose import would cost a cold `ichkit predict` a few tenths
+    # of a second (benchmarks/RESULTS.md, Inference)
+    write_label_matrix(out, list(rows), table.reshape(len(rows), len(LABELS)), float_format="%.6g")
     heat_summary = None
     if heatmaps is not None:
         from ichkit.model._gradcam import write_heatmaps
@@ -415,7 +414,7 @@ def predict_studies(
     _write_exams_json(exams_json, predictor, results, heat_summary)
     logger.info(
         "predicted %d image(s) in %d series of %d stud(ies) in %.2f s: %s",
-        len(wide),
+        len(rows),
         len(results),
         len(study_dirs),
         seconds,
