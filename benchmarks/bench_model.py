@@ -16,7 +16,10 @@ no TTA) on the same study's 32 slices with PyTorch, and prints the ratio.
 It also times the whole command as a user runs it, ``ichkit predict STUDY
 --model M.onnx --out preds.csv`` in a fresh process (Python start, imports,
 writing preds.csv and exams.json): wall time, median of ``--cli-repeat`` runs
-after one warm-up run (page cache).
+after one warm-up run (page cache). With ``--cli-baseline REV`` the command is
+also run with the code of git revision REV (a temporary worktree put first on
+``PYTHONPATH``; same Python, same packages), alternating with this tree's, and
+the ratio is printed.
 
 Without ``--model`` a randomly initialised ``demo``-preset model is exported to
 a temporary ONNX file (latency does not depend on the weights).
@@ -100,21 +103,46 @@ def _time_predict(
     return out
 
 
-def _time_cli(model: Path, study: Path, threads: int, repeat: int) -> float:
+def _time_cli(
+    model: Path, study: Path, threads: int, repeat: int, baseline: str | None = None
+) -> tuple[float, float | None]:
+    """Median wall seconds of the fresh-process command: (this tree, revision ``baseline``)."""
     import os
     import subprocess
     import sys
 
     exe = Path(sys.executable).with_name("ichkit")
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-    times = []
+    repo = Path(__file__).resolve().parents[1]
+    times: dict[str, list[float]] = {"new": [], "base": []}
     with tempfile.TemporaryDirectory() as tmp:
+        envs = {"new": env}
+        if baseline:
+            wt = Path(tmp) / "baseline"
+            subprocess.run(
+                ["git", "-C", str(repo), "worktree", "add", "--detach", str(wt), baseline],
+                check=True,
+                capture_output=True,
+            )
+            path = os.pathsep.join([str(wt / "src"), env.get("PYTHONPATH", "")])
+            envs["base"] = {**env, "PYTHONPATH": path}
         cmd = [str(exe), "predict", str(study), "--model", str(model), "--out", f"{tmp}/p.csv"]
-        for _ in range(repeat + 1):
-            t = time.perf_counter()
-            subprocess.run(cmd, check=True, env=env, capture_output=True)
-            times.append(time.perf_counter() - t)
-    return statistics.median(times[1:])
+        try:
+            for i in range(repeat + 1):
+                for which in sorted(envs, reverse=i % 2 == 1):  # alternate the order
+                    t = time.perf_counter()
+                    subprocess.run(cmd, check=True, env=envs[which], capture_output=True)
+                    if i:  # the first round warms the page cache
+                        times[which].append(time.perf_counter() - t)
+        finally:
+            if baseline:
+                subprocess.run(
+                    ["git", "-C", str(repo), "worktree", "remove", "--force", str(wt)],
+                    check=False,
+                    capture_output=True,
+                )
+    base = statistics.median(times["base"]) if times["base"] else None
+    return statistics.median(times["new"]), base
 
 
 def _time_seresnext(slices: int, threads: int, repeat: int) -> float:
@@ -153,6 +181,9 @@ def main() -> None:
     parser.add_argument("--no-seresnext", action="store_true")
     parser.add_argument("--cli-repeat", type=int, default=3, help="0 skips the CLI timing")
     parser.add_argument(
+        "--cli-baseline", metavar="REV", help="also time the command with revision REV's code"
+    )
+    parser.add_argument(
         "--slab-mm", type=float, default=5.0, help="slab thickness for a thin-slice study"
     )
     args = parser.parse_args()
@@ -174,8 +205,10 @@ def main() -> None:
             ]
             slabs = min((x for x in runs[0::2]), key=lambda x: x["total"])
             r = min([r, *runs[1::2]], key=lambda x: x["total"])
-        cli = (
-            _time_cli(model, args.study, args.threads, args.cli_repeat) if args.cli_repeat else None
+        cli, cli_base = (
+            _time_cli(model, args.study, args.threads, args.cli_repeat, args.cli_baseline)
+            if args.cli_repeat
+            else (None, None)
         )
     print(
         f"study: {args.study} ({int(r['slices'])} slices, {int(r['rows'])} px); "
@@ -188,6 +221,11 @@ def main() -> None:
     print(f"| model load (once) | {r['model_load']:.3f} |")
     if cli is not None:
         print(f"| whole `ichkit predict` command, fresh process (wall) | {cli:.3f} |")
+    if cli is not None and cli_base is not None:
+        print(
+            f"\nThe same command with the code of {args.cli_baseline} (alternated, median of "
+            f"{args.cli_repeat}): {cli_base:.3f} s; this tree is {cli_base / cli:.2f}x as fast"
+        )
     if slabs is not None:
         print(
             f"\nRead as {int(slabs['model_slices'])} slabs of ~{args.slab_mm:g} mm: "
