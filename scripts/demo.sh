@@ -44,7 +44,7 @@ step() {
 if [ -r /proc/cpuinfo ] && grep -qw avx2 /proc/cpuinfo && ! grep -qw avx512f /proc/cpuinfo; then
   printf 'Note: this CPU has AVX2 but no AVX-512: expect 20-30 minutes on 2 cores\n' >&2
   printf 'instead of 7-14 (benchmarks/RESULTS.md, make demo: runs 14-18 took 18-29 with\n' >&2
-  printf 'the small encoder; small-dilated is projected to add about 2 minutes there;\n' >&2
+  printf 'the small encoder; run 30 took 26 with small-dilated, the default;\n' >&2
   printf 'ICHKIT_DEMO_ENCODER=small is faster).\n' >&2
 fi
 
