@@ -105,20 +105,21 @@ def binary_open(mask: npt.NDArray[np.bool_], iterations: int = 1) -> npt.NDArray
     """
     out = np.asarray(mask, dtype=bool)
     for _ in range(iterations):
-        out = _cross(out, np.logical_and, edge=False)
+        out = _cross(out, erode=True)
     for _ in range(iterations):
-        out = _cross(out, np.logical_or, edge=None)
+        out = _cross(out, erode=False)
     return out
 
 
-def _cross(m: npt.NDArray[np.bool_], op: np.ufunc, *, edge: bool | None) -> npt.NDArray[np.bool_]:
-    """``op`` of each pixel with its 4 neighbours; ``edge`` is the outside's value (None: none)."""
+def _cross(m: npt.NDArray[np.bool_], *, erode: bool) -> npt.NDArray[np.bool_]:
+    """Each pixel AND (erode) or OR (dilate) its 4 neighbours; outside the image is background."""
+    op = np.logical_and if erode else np.logical_or
     out = m.copy()
     op(out[1:], m[:-1], out=out[1:])
     op(out[:-1], m[1:], out=out[:-1])
     op(out[:, 1:], m[:, :-1], out=out[:, 1:])
     op(out[:, :-1], m[:, 1:], out=out[:, :-1])
-    if edge is False:
+    if erode:  # a pixel on the edge has a background neighbour
         out[0] = out[-1] = False
         out[:, 0] = out[:, -1] = False
     return out
