@@ -124,7 +124,7 @@ def _time_cli(
                 check=True,
                 capture_output=True,
             )
-            path = os.pathsep.join([str(wt / "src"), env.get("PYTHONPATH", "")])
+            path = os.pathsep.join(p for p in (str(wt / "src"), env.get("PYTHONPATH")) if p)
             envs["base"] = {**env, "PYTHONPATH": path}
         cmd = [str(exe), "predict", str(study), "--model", str(model), "--out", f"{tmp}/p.csv"]
         try:
