@@ -982,10 +982,8 @@ def write_labels(
         A value outside [0, 1] or NaN, a missing label column, an image id that
         is empty, repeated or holds a comma, quote or line break.
     """
-    _check_wide(wide)
-    return write_label_matrix(
-        path, [str(i) for i in wide.index], label_matrix(wide), float_format=float_format
-    )
+    table = label_matrix(wide)  # checks the label columns
+    return write_label_matrix(path, [str(i) for i in wide.index], table, float_format=float_format)
 
 
 def write_label_matrix(
