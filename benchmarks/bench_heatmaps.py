@@ -51,7 +51,7 @@ def main() -> None:
         if not mask_file.is_file():  # scouts and dose reports have no masks
             continue
         series = load_series(rec.files, series_instance_uid=rec.series_instance_uid)
-        volume, box = preprocess_volume(series.hu, size=cfg.input_size)
+        volume, box = preprocess_volume(series.hu, size=cfg.input_size, crop=cfg.crop)
         with torch.no_grad():
             logits, _ = model(torch.from_numpy(volume.astype(np.float32)).unsqueeze(0))
         probs = torch.sigmoid(logits[0, :, -1]).numpy()

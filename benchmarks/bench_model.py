@@ -83,7 +83,9 @@ def _time_predict(
         ]
         t.append(time.perf_counter())
         volumes = [
-            preprocess_volume(series_volume(s, slab_mm)[0], size=predictor.input_size)[0]
+            preprocess_volume(
+                series_volume(s, slab_mm)[0], size=predictor.input_size, crop=predictor.crop
+            )[0]
             for s in series
         ]
         t.append(time.perf_counter())

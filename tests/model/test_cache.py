@@ -37,3 +37,31 @@ def test_cache_workers_run_one_blas_and_one_torch_thread() -> None:
         pytest.skip("threadpoolctl sees no BLAS thread pool in this numpy")
     assert blas == [1] * len(blas)
     assert torch_threads == 1
+
+
+def test_each_crop_has_its_own_cache_folder(tiny_dataset: Any, tmp_path: Any) -> None:
+    import csv
+
+    from ichkit.dicom import load_series
+    from ichkit.model._cache import build_cache, cache_folder
+    from ichkit.model._data import discover_series, find_layout
+    from ichkit.model._preprocess import head_box
+
+    rows = list(csv.DictReader((tiny_dataset / "truth.csv").read_text().splitlines()))
+    series = discover_series(
+        find_layout(tiny_dataset), {r["ID"].rsplit("_", 1)[0][3:] for r in rows}
+    )[:3]
+    assert cache_folder(tmp_path, 32).name == "v1-32px"  # the folder of caches built before
+    square = build_cache(series, tmp_path, size=32)
+    fit = build_cache(series, tmp_path, size=32, crop="fit")
+    assert {c.path.parent.name for c in square} == {"v1-32px"}
+    assert {c.path.parent.name for c in fit} == {"v1-32px-fit"}
+    for s, a, b in zip(series, square, fit, strict=True):
+        hu = load_series(list(s.files)).hu
+        assert a.box == head_box(hu) and a.box.height == a.box.width
+        assert b.box == head_box(hu, crop="fit") and b.box.height > b.box.width
+        assert a.load().shape == b.load().shape and (a.load() != b.load()).any()
+    stamps = [c.path.stat().st_mtime_ns for c in fit]
+    again = build_cache(series, tmp_path, size=32, crop="fit")  # read back, not rebuilt
+    assert [c.box for c in again] == [c.box for c in fit]
+    assert [c.path.stat().st_mtime_ns for c in again] == stamps

@@ -50,6 +50,7 @@ def test_toml_round_trip(tmp_path: Path) -> None:
         ("epochs", "override 'epochs' is not key=value"),
         ("tta=rotate", "tta is 'rotate'; expected one of none, lr, flips"),
         ("pool=gem", "pool is 'gem'; expected one of avg, max, avgmax"),
+        ("crop=tight", "crop is 'tight'; expected one of square, fit"),
     ],
 )
 def test_bad_settings_are_named(override: str, message: str) -> None:

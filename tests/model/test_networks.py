@@ -230,9 +230,9 @@ def test_head_box_and_preprocess() -> None:
     hu[:, 20:60, 30:90] = 40  # head: rows 20-59, cols 30-89
     hu[:, 95:97, 0:120] = 200  # a thin table line, not head
     box = head_box(hu)
-    assert box.side >= 60 and box.row0 <= 20 and box.col0 <= 30
-    assert box.row0 + box.side >= 60 and box.col0 + box.side >= 90
-    assert box.row0 + box.side < 95  # the table is left out
+    assert box.height == box.width >= 60 and box.row0 <= 20 and box.col0 <= 30
+    assert box.row0 + box.height >= 60 and box.col0 + box.width >= 90
+    assert box.row0 + box.height < 95  # the table is left out
     out, box2 = preprocess_volume(hu, size=32)
     assert out.shape == (3, 32, 32) and out.dtype == np.int16 and box2 == box
     assert out[:, 16, 16].tolist() == [40, 40, 40]

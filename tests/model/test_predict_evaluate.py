@@ -65,6 +65,55 @@ def test_predict_checkpoint_equals_onnx_and_heatmaps(
     assert len(list((tmp_path / "heat").rglob("*.png"))) == 8
 
 
+def test_a_fit_crop_model_predicts_with_its_crop(
+    tiny_run: Path, tiny_dataset: Path, tmp_path: Path
+) -> None:
+    import numpy as np
+    import torch
+
+    from ichkit.dicom import load_series
+    from ichkit.errors import CheckpointMismatchError
+    from ichkit.model import export_onnx, load_predictor, predict_studies, read_onnx_meta
+    from ichkit.model._checkpoint import check_compatible, model_crop
+    from ichkit.model._preprocess import head_box, preprocess_volume
+
+    payload = torch.load(tiny_run / "best.ckpt", weights_only=True)
+    assert payload["crop"] == "square" and payload["config"]["crop"] == "square"
+    payload["crop"] = payload["config"]["crop"] = "fit"
+    ckpt = tmp_path / "best.ckpt"  # beside the ONNX file, for the heatmaps
+    torch.save(payload, ckpt)
+    onnx_path = export_onnx(ckpt, tmp_path / "fit.onnx")
+    assert read_onnx_meta(onnx_path)["crop"] == "fit"
+    predictor = load_predictor(onnx_path, threads=1)
+    assert predictor.crop == "fit" and load_predictor(tiny_run / "model.onnx").crop == "square"
+
+    study = tiny_dataset / "dicom" / "site0" / "P0000"
+    got = predict_studies(
+        [study],
+        onnx_path,
+        out_csv=tmp_path / "fit" / "p.csv",
+        heatmaps=tmp_path / "heat",
+        masks=tiny_dataset / "masks",
+        heatmap_threshold=0.0,
+    ).series[0]
+    series = load_series(sorted(p for p in study.rglob("*") if p.is_file()))
+    box = head_box(series.hu, crop="fit")
+    assert got.box == box and box.height > box.width  # the phantom head is taller than wide
+    volume, _ = preprocess_volume(series.hu, size=predictor.input_size, crop="fit")
+    assert np.abs(predictor(volume)[0] - got.image_probs).max() < 1e-6
+    square = predict_studies([study], tiny_run / "model.onnx", out_csv=tmp_path / "sq" / "p.csv")
+    assert square.series[0].box.height == square.series[0].box.width
+    assert np.abs(square.series[0].image_probs - got.image_probs).max() > 1e-4
+    assert len(list((tmp_path / "heat").rglob("*.png"))) == 8  # maps go back through the box
+
+    # resuming or checking against the other crop is refused; older files read as square
+    match = "crop: head crop differs: the model has 'fit'"
+    with pytest.raises(CheckpointMismatchError, match=match):
+        check_compatible(payload, source=ckpt, crop="square")
+    check_compatible(payload, source=ckpt, crop="fit")
+    assert model_crop({k: v for k, v in payload.items() if k != "crop"}) == "square"
+
+
 def test_predict_errors(tiny_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert (
         main(

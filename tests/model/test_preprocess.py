@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 from scipy import ndimage  # type: ignore[import-untyped]
 
-from ichkit.model._preprocess import binary_open, head_box, largest_region
+from ichkit.model._preprocess import (
+    CropBox,
+    binary_open,
+    head_box,
+    largest_region,
+    preprocess_volume,
+)
 
 
 def _masks(seed: int, n: int) -> list[np.ndarray]:
@@ -63,5 +69,47 @@ def test_head_box_keeps_the_head_not_the_table() -> None:
     hu[:, 55:61, 2:62] = 200  # the table: wider than the head
     hu[:, 46:55, 31:33] = 30  # a 2-pixel strip (foam, cable) from the head to the table
     box, alone = head_box(hu), head_box(head)
-    assert abs(box.side - alone.side) <= 2 and abs(box.row0 - alone.row0) <= 2
-    assert box.col0 == alone.col0 and box.row0 + box.side < 55  # the table is outside
+    assert abs(box.height - alone.height) <= 2 and abs(box.row0 - alone.row0) <= 2
+    assert box.col0 == alone.col0 and box.row0 + box.height < 55  # the table is outside
+
+
+def _oval_head(rows: int = 100, cols: int = 120) -> np.ndarray:
+    """An upright oval head 61 rows long and 41 columns wide, with a 3-column stripe of blood."""
+    hu = np.full((2, rows, cols), -1000, dtype=np.int16)
+    yy, xx = np.mgrid[:rows, :cols]
+    hu[:, ((yy - 50) / 30.5) ** 2 + ((xx - 60) / 20.5) ** 2 <= 1.0] = 30
+    hu[:, 35:66, 59:62] = 70  # 3 columns wide, 31 rows long
+    return hu
+
+
+def test_fit_crop_stretches_each_axis_to_the_input() -> None:
+    hu = _oval_head()
+    square, fit = head_box(hu), head_box(hu, crop="fit")
+    # the head spans rows 20-80 (61) and columns 40-80 (41); 4 % margin each side
+    assert (square.height, square.width) == (66, 66)
+    assert (fit.height, fit.width) == (66, 44)
+    assert fit.row0 == square.row0 and fit.col0 == 60 - 22
+    a, box_a = preprocess_volume(hu, size=64)
+    b, box_b = preprocess_volume(hu, size=64, crop="fit")
+    assert box_a == square and box_b == fit
+    assert a.shape == b.shape == (2, 64, 64)
+    # the blood stripe: as long in both, 1.5x as wide in the fit crop (66 / 44)
+    wide_a = int((a[0, 32] > 50).sum())
+    wide_b = int((b[0, 32] > 50).sum())
+    long_a = int((a[0, :, 32] > 50).sum())
+    long_b = int((b[0, :, 32] > 50).sum())
+    assert long_a == long_b and wide_b > wide_a
+    assert abs(wide_b / wide_a - 1.5) < 0.35
+    # the fit crop leaves almost no air beside the head; the square one a band of it
+    assert (b[0, 32] < -500).sum() <= 4 < (a[0, 32] < -500).sum()
+    # a given box is used as it is, whatever the crop
+    assert np.array_equal(preprocess_volume(hu, size=64, box=fit)[0], b)
+    with pytest.raises(ValueError, match="crop is 'tight'; expected one of square, fit"):
+        head_box(hu, crop="tight")
+
+
+def test_crop_box_reads_the_square_boxes_of_older_caches() -> None:
+    box = CropBox(row0=-3, col0=2, height=60, width=44, rows=100, cols=120)
+    assert CropBox.from_dict(box.to_dict()) == box
+    old = {"row0": 1, "col0": -2, "side": 50, "rows": 64, "cols": 64}
+    assert CropBox.from_dict(old) == CropBox(1, -2, 50, 50, 64, 64)

@@ -80,7 +80,7 @@ def test_training_slice_mm_is_the_median_of_known_spacings(
     from ichkit.model._train import Example, training_slice_mm
 
     def example(mm: float) -> Example:
-        box = CropBox(row0=0, col0=0, side=8, rows=8, cols=8)
+        box = CropBox(row0=0, col0=0, height=8, width=8, rows=8, cols=8)
         series = CachedSeries("k", Path("k.npy"), "s", "st", "p", ("a",), box, slice_mm=mm)
         return Example(series, np.zeros((1, 6), dtype=np.float32))
 

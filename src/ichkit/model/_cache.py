@@ -3,9 +3,10 @@
 Training reads every series once per epoch; decoding DICOM each time (pydicom,
 HU conversion, head crop, resize) costs far more than the network on small
 inputs. The cache stores, per series, the int16 HU volume at the input size
-(``<cache>/<size>px/<key>.npy``, opened memory-mapped) and a JSON sidecar
+(``<cache>/v1-<size>px/<key>.npy``, opened memory-mapped) and a JSON sidecar
 (UIDs, crop box, slice spacing). Windows are applied by the model, so one cache serves every
-window set; a different input size gets its own folder. Series are built in
+window set; a different input size or head crop gets its own folder
+(``v1-<size>px-fit`` for the ``fit`` crop). Series are built in
 parallel worker processes; a series already cached is not rebuilt.
 """
 
@@ -78,9 +79,10 @@ class CachedSeries:
         return arr
 
 
-def cache_folder(cache_dir: str | os.PathLike[str], size: int) -> Path:
-    """The folder holding the cache of one input size."""
-    return Path(cache_dir) / f"v{CACHE_VERSION}-{size}px"
+def cache_folder(cache_dir: str | os.PathLike[str], size: int, crop: str = "square") -> Path:
+    """The folder holding the cache of one input size and crop (``square`` keeps the old name)."""
+    suffix = "" if crop == "square" else f"-{crop}"
+    return Path(cache_dir) / f"v{CACHE_VERSION}-{size}px{suffix}"
 
 
 def _meta_path(folder: Path, key: str) -> Path:
@@ -101,7 +103,7 @@ def _read_meta(folder: Path, key: str) -> CachedSeries | None:
             study_instance_uid=d["study_instance_uid"],
             patient_id=d["patient_id"],
             sop_instance_uids=tuple(d["sop_instance_uids"]),
-            box=CropBox(**d["box"]),
+            box=CropBox.from_dict(d["box"]),
             slice_mm=float(d["slice_mm"]) if d.get("slice_mm") is not None else math.nan,
         )
     except (OSError, ValueError, KeyError, TypeError) as err:
@@ -109,14 +111,14 @@ def _read_meta(folder: Path, key: str) -> CachedSeries | None:
         return None
 
 
-def _build_one(job: tuple[SeriesFiles, str, int]) -> CachedSeries:
+def _build_one(job: tuple[SeriesFiles, str, int, str]) -> CachedSeries:
     from ichkit._atomic import atomic_open, atomic_write_text
     from ichkit.dicom import load_series
 
-    series, folder_text, size = job
+    series, folder_text, size, crop = job
     folder = Path(folder_text)
     loaded = load_series(list(series.files), series_instance_uid=series.series_instance_uid)
-    volume, box = preprocess_volume(loaded.hu, size=size)
+    volume, box = preprocess_volume(loaded.hu, size=size, crop=crop)
     slice_mm = float(loaded.spacing[0])
     with atomic_open(folder / f"{series.key}.npy", "wb") as handle:
         np.save(handle, volume)
@@ -163,6 +165,7 @@ def build_cache(
     cache_dir: str | os.PathLike[str],
     *,
     size: int,
+    crop: str = "square",
     workers: int = 1,
     on_done: Callable[[CachedSeries], None] | None = None,
 ) -> list[CachedSeries]:
@@ -176,6 +179,8 @@ def build_cache(
         Cache root; the volumes go to :func:`cache_folder`.
     size
         Input size in pixels.
+    crop
+        Head crop (:data:`ichkit.model._preprocess.CROPS`); each crop has its own folder.
     workers
         Worker processes (spawned, one torch thread each); 1 builds in this process.
     on_done
@@ -186,7 +191,7 @@ def build_cache(
     list of CachedSeries
         In the order of ``series``.
     """
-    folder = cache_folder(cache_dir, size)
+    folder = cache_folder(cache_dir, size, crop)
     folder.mkdir(parents=True, exist_ok=True)
     out: dict[str, CachedSeries] = {}
     todo: list[SeriesFiles] = []
@@ -202,7 +207,7 @@ def build_cache(
         logger.info(
             "caching %d series at %d px in %s (%d workers)", len(todo), size, folder, workers
         )
-    jobs = [(s, os.fspath(folder), size) for s in todo]
+    jobs = [(s, os.fspath(folder), size, crop) for s in todo]
     if workers <= 1 or len(todo) <= 1:
         for job in jobs:
             done = _build_one(job)

@@ -29,6 +29,7 @@ __all__ = [
     "CHECKPOINT_FORMAT",
     "check_compatible",
     "load_checkpoint",
+    "model_crop",
     "model_from_checkpoint",
     "model_meta",
     "save_checkpoint",
@@ -48,9 +49,15 @@ def model_meta(cfg: TrainConfig) -> dict[str, Any]:
         "labels": list(LABELS),
         "windows": [[name, c, w] for name, c, w in resolve_windows(cfg.windows)],
         "input_size": cfg.input_size,
+        "crop": cfg.crop,
         "context": cfg.context,
         "encoder": cfg.encoder,
     }
+
+
+def model_crop(meta: Mapping[str, Any]) -> str:
+    """The head crop a model file records; ``square`` for files that predate the choice."""
+    return str(meta.get("crop") or "square")
 
 
 def _fmt_windows(windows: Sequence[Sequence[Any]]) -> str:
@@ -64,8 +71,9 @@ def check_compatible(
     labels: Sequence[str] = LABELS,
     windows: Sequence[Sequence[Any]] | None = None,
     input_size: int | None = None,
+    crop: str | None = None,
 ) -> None:
-    """Raise if a model was made for another label order, window set or input size.
+    """Raise if a model was made for another label order, window set, input size or crop.
 
     Parameters
     ----------
@@ -80,11 +88,13 @@ def check_compatible(
         center and width.
     input_size
         Pixels expected; None = not checked.
+    crop
+        Head crop expected (``square`` or ``fit``); None = not checked.
 
     Raises
     ------
     CheckpointMismatchError
-        The message says which of the three differs, with both values.
+        The message says which of them differs, with both values.
     """
     have_labels = [str(x) for x in meta.get("labels", [])]
     if have_labels != list(labels):
@@ -113,6 +123,13 @@ def check_compatible(
             path=source,
             field="input_size",
             value=meta.get("input_size"),
+        )
+    if crop is not None and model_crop(meta) != crop:
+        raise CheckpointMismatchError(
+            f"head crop differs: the model has {model_crop(meta)!r}; expected {crop!r}",
+            path=source,
+            field="crop",
+            value=model_crop(meta),
         )
 
 

@@ -119,10 +119,10 @@ def to_original(cam: npt.NDArray[np.floating], box: CropBox) -> npt.NDArray[np.f
     import torch.nn.functional as F  # noqa: N812
 
     t = torch.from_numpy(np.asarray(cam, dtype=np.float32))[None, None]
-    t = F.interpolate(t, size=(box.side, box.side), mode="bilinear", align_corners=False)[0, 0]
+    t = F.interpolate(t, size=(box.height, box.width), mode="bilinear", align_corners=False)[0, 0]
     full = np.zeros((box.rows, box.cols), dtype=np.float32)
     r0, c0 = max(box.row0, 0), max(box.col0, 0)
-    r1, c1 = min(box.row0 + box.side, box.rows), min(box.col0 + box.side, box.cols)
+    r1, c1 = min(box.row0 + box.height, box.rows), min(box.col0 + box.width, box.cols)
     if r1 > r0 and c1 > c0:
         full[r0:r1, c0:c1] = t.numpy()[r0 - box.row0 : r1 - box.row0, c0 - box.col0 : c1 - box.col0]
     return full

@@ -27,6 +27,7 @@ import numpy.typing as npt
 
 from ichkit.errors import ConfigError, ModelError
 from ichkit.labels import LABELS, image_id
+from ichkit.model._checkpoint import model_crop
 from ichkit.model._preprocess import CropBox, preprocess_volume
 from ichkit.model._slabs import Slabs, slab_index, slab_mean
 
@@ -77,6 +78,11 @@ class Predictor(Protocol):
         """Input side in pixels."""
         ...
 
+    @property
+    def crop(self) -> str:
+        """Head crop the model was trained with (``square`` or ``fit``)."""
+        ...
+
     def __call__(self, hu: npt.NDArray[np.generic]) -> tuple[F64, F64]:
         """(image probabilities (S, 6), exam probabilities (6,)) of (S, size, size) HU."""
         ...
@@ -100,6 +106,11 @@ class TorchPredictor:
     def input_size(self) -> int:
         """Input side in pixels."""
         return int(self.meta["input_size"])
+
+    @property
+    def crop(self) -> str:
+        """Head crop the model was trained with (``square`` or ``fit``)."""
+        return model_crop(self.meta)
 
     def __call__(self, hu: npt.NDArray[np.generic]) -> tuple[F64, F64]:
         """(image probabilities (S, 6), exam probabilities (6,))."""
@@ -148,6 +159,11 @@ class OnnxPredictor:
     def input_size(self) -> int:
         """Input side in pixels."""
         return int(self.meta["input_size"])
+
+    @property
+    def crop(self) -> str:
+        """Head crop the model was trained with (``square`` or ``fit``)."""
+        return model_crop(self.meta)
 
     def __call__(self, hu: npt.NDArray[np.generic]) -> tuple[F64, F64]:
         """(image probabilities (S, 6), exam probabilities (6,))."""
@@ -248,7 +264,7 @@ def predict_series(
     the model's training slice spacing).
     """
     hu, slabs = series_volume(series, slab_mm)
-    volume, box = preprocess_volume(hu, size=predictor.input_size)
+    volume, box = preprocess_volume(hu, size=predictor.input_size, crop=predictor.crop)
     image_probs, exam_probs = predictor(volume)
     if slabs is not None:
         image_probs = image_probs[slabs.index]

@@ -93,9 +93,11 @@ def export_onnx(
             "labels",
             "windows",
             "input_size",
+            "crop",
             "context",
             "encoder",
         )
+        if k in payload
     }
     meta["config"] = payload["config"]
     meta["epoch"] = payload.get("epoch")

@@ -2,17 +2,29 @@
 
 The same function prepares training data (the cache) and new studies
 (``ichkit predict``), so that the model always sees the same geometry.
+
+Two crops (:data:`CROPS`): ``square`` squares the head's box around its centre
+and keeps the aspect ratio (air pads the narrower side); ``fit`` resizes the
+head's own box to the square input, so that each axis is stretched to fill it.
+A head is about three quarters as wide as it is long, so ``fit`` gives a
+structure about 1.3 x as many pixels from left to right at the same input size
+(and the same compute); the model must be trained and run with one crop.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from ichkit.model.config import CROPS
+
 __all__ = [
     "AIR_HU",
+    "CROPS",
     "CropBox",
     "binary_open",
     "head_box",
@@ -31,15 +43,18 @@ _MARGIN = 0.04
 
 @dataclass(frozen=True)
 class CropBox:
-    """The square crop of the original slices that was resized to the input size.
+    """The crop of the original slices that was resized to the input size.
 
-    ``row0``/``col0`` may be negative and ``row0 + side`` may pass the image
-    edge: those pixels are air padding.
+    ``height`` × ``width`` original pixels from (``row0``, ``col0``), in images
+    of ``rows`` × ``cols``. ``row0``/``col0`` may be negative and the box may
+    pass the image edge: those pixels are air padding. A ``square`` crop has
+    ``height == width``.
     """
 
     row0: int
     col0: int
-    side: int
+    height: int
+    width: int
     rows: int
     cols: int
 
@@ -48,25 +63,46 @@ class CropBox:
         return {
             "row0": self.row0,
             "col0": self.col0,
-            "side": self.side,
+            "height": self.height,
+            "width": self.width,
             "rows": self.rows,
             "cols": self.cols,
         }
 
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> CropBox:
+        """Inverse of :meth:`to_dict`; also reads the square boxes of older caches (``side``)."""
+        if "side" in d and "height" not in d:
+            side = int(d["side"])
+            return cls(int(d["row0"]), int(d["col0"]), side, side, int(d["rows"]), int(d["cols"]))
+        return cls(
+            int(d["row0"]),
+            int(d["col0"]),
+            int(d["height"]),
+            int(d["width"]),
+            int(d["rows"]),
+            int(d["cols"]),
+        )
 
-def head_box(hu: npt.NDArray[np.integer] | npt.NDArray[np.floating]) -> CropBox:
-    """The square bounding box of the head in a (slices, rows, cols) HU volume.
+
+def head_box(
+    hu: npt.NDArray[np.integer] | npt.NDArray[np.floating], *, crop: str = "square"
+) -> CropBox:
+    """The bounding box of the head in a (slices, rows, cols) HU volume.
 
     The head is the largest connected region above -300 HU in the maximum
     projection over slices, after a small opening that cuts thin links such as
-    the CT table's foam; the box is squared around its centre and widened by
-    4 % on each side. An empty volume gives the whole image.
+    the CT table's foam. Its box is widened by 4 % on each side; with
+    ``crop="square"`` it is first squared around its centre (the longer side).
+    An empty volume gives the whole image.
 
     The opening and the connected regions are those of ``scipy.ndimage``
     (``binary_opening(mask, iterations=2)``, ``label`` with 4-connectivity;
     tested equal), computed here with numpy so that ``ichkit predict`` need
     not import scipy (half a second on a slow CPU, against its 2-s target).
     """
+    if crop not in CROPS:
+        raise ValueError(f"crop is {crop!r}; expected one of {', '.join(CROPS)}")
     rows, cols = int(hu.shape[1]), int(hu.shape[2])
     mask: npt.NDArray[np.bool_] = np.asarray(np.asarray(hu > _HEAD_HU).any(axis=0))
     if mask.any():
@@ -79,18 +115,21 @@ def head_box(hu: npt.NDArray[np.integer] | npt.NDArray[np.floating]) -> CropBox:
         r0, r1, c0, c1 = int(r[0]), int(r[-1]) + 1, int(c[0]), int(c[-1]) + 1
     else:
         r0, r1, c0, c1 = 0, rows, 0, cols
-    side = max(r1 - r0, c1 - c0)
-    side = max(8, round(side * (1 + 2 * _MARGIN)))
-    row0 = (r0 + r1) // 2 - side // 2
-    col0 = (c0 + c1) // 2 - side // 2
-    return CropBox(row0=row0, col0=col0, side=side, rows=rows, cols=cols)
+    height, width = r1 - r0, c1 - c0
+    if crop == "square":
+        height = width = max(height, width)
+    height = max(8, round(height * (1 + 2 * _MARGIN)))
+    width = max(8, round(width * (1 + 2 * _MARGIN)))
+    row0 = (r0 + r1) // 2 - height // 2
+    col0 = (c0 + c1) // 2 - width // 2
+    return CropBox(row0=row0, col0=col0, height=height, width=width, rows=rows, cols=cols)
 
 
 def _crop(hu: npt.NDArray[np.generic], box: CropBox) -> npt.NDArray[np.float32]:
     s = hu.shape[0]
-    out = np.full((s, box.side, box.side), AIR_HU, dtype=np.float32)
+    out = np.full((s, box.height, box.width), AIR_HU, dtype=np.float32)
     r0, c0 = max(box.row0, 0), max(box.col0, 0)
-    r1, c1 = min(box.row0 + box.side, box.rows), min(box.col0 + box.side, box.cols)
+    r1, c1 = min(box.row0 + box.height, box.rows), min(box.col0 + box.width, box.cols)
     if r1 > r0 and c1 > c0:
         out[:, r0 - box.row0 : r1 - box.row0, c0 - box.col0 : c1 - box.col0] = hu[:, r0:r1, c0:c1]
     return out
@@ -178,6 +217,7 @@ def preprocess_volume(
     *,
     size: int,
     box: CropBox | None = None,
+    crop: str = "square",
 ) -> tuple[npt.NDArray[np.int16], CropBox]:
     """Crop a HU volume to the head and resize every slice to ``size`` × ``size``.
 
@@ -189,6 +229,8 @@ def preprocess_volume(
         Output side in pixels.
     box
         Use this crop instead of finding the head.
+    crop
+        ``square`` or ``fit`` (:data:`CROPS`), when the head is found here.
 
     Returns
     -------
@@ -199,15 +241,13 @@ def preprocess_volume(
     if arr.ndim != 3:
         raise ValueError(f"expected a (slices, rows, cols) volume, got shape {arr.shape}")
     if box is None:
-        box = head_box(arr)
-    cropped = _crop(arr, box)
-    if box.side != size:
-        w = resize_weights(box.side, size)
-        # separable: rows then columns, one BLAS product per pass over every slice
-        resized = np.matmul(w, cropped)  # (slices, size, side)
-        resized = np.matmul(resized, w.T)  # (slices, size, size)
-    else:
-        resized = cropped
+        box = head_box(arr, crop=crop)
+    resized = _crop(arr, box)
+    # separable: rows then columns, one BLAS product per pass over every slice
+    if box.height != size:
+        resized = np.matmul(resize_weights(box.height, size), resized)  # (slices, size, width)
+    if box.width != size:
+        resized = np.matmul(resized, resize_weights(box.width, size).T)  # (slices, size, size)
     out = np.clip(np.rint(resized), -32768, 32767).astype(np.int16)
     return out, box
 

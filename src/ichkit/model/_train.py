@@ -293,11 +293,13 @@ def load_split(
         found = found + test_found
         names = names + ["test"] * len(test_found)
     wanted = [s for s, n in zip(found, names, strict=True) if n in splits]
-    report("stage", f"caching {len(wanted)} series at {cfg.input_size} px", len(wanted))
+    crop = "" if cfg.crop == "square" else f" ({cfg.crop} crop)"
+    report("stage", f"caching {len(wanted)} series at {cfg.input_size} px{crop}", len(wanted))
     cached = build_cache(
         wanted,
         cache_dir,
         size=cfg.input_size,
+        crop=cfg.crop,
         workers=cfg.cache_workers if build else 1,
         on_done=lambda _: report("advance"),
     )
@@ -521,7 +523,11 @@ def _resume_state(resume: Path, cfg: TrainConfig) -> dict[str, Any]:
     payload = load_checkpoint(path)
     meta = model_meta(cfg)
     check_compatible(
-        payload, source=payload["path"], windows=meta["windows"], input_size=cfg.input_size
+        payload,
+        source=payload["path"],
+        windows=meta["windows"],
+        input_size=cfg.input_size,
+        crop=cfg.crop,
     )
     if "train_state" not in payload:
         from ichkit.errors import ModelError

@@ -22,6 +22,7 @@ from typing import Any
 from ichkit.errors import ConfigError
 
 __all__ = [
+    "CROPS",
     "POOLS",
     "PRESETS",
     "TTA_VIEWS",
@@ -44,6 +45,9 @@ WINDOW_PRESETS: Mapping[str, tuple[float, float]] = {
 
 #: Global pooling of the slice encoder's feature map (``TrainConfig.pool``).
 POOLS = ("avg", "max", "avgmax")
+
+#: Head crops (``TrainConfig.crop``): see :mod:`ichkit.model._preprocess`.
+CROPS = ("square", "fit")
 
 #: Test-time augmentation settings (``TrainConfig.tta``) and the views each one
 #: predicts, as (left-right, front-back) mirror flags.
@@ -87,6 +91,11 @@ class TrainConfig:
         ``group`` (GroupNorm, batch-independent; trains slower here).
     input_size
         Side of the square slice input in pixels (after cropping to the head).
+    crop
+        How the head's bounding box becomes the square input: ``square`` (the
+        box squared, aspect kept) or ``fit`` (the box itself, each axis
+        stretched to the input: about 1.3 x the pixels from left to right on a
+        typical head, at the same compute). See :mod:`ichkit.model._preprocess`.
     windows
         HU windows stacked as channels: preset names (``brain``, ``subdural``,
         ``soft_tissue``, ``bone``) or ``center:width``.
@@ -165,6 +174,7 @@ class TrainConfig:
     norm: str = "batch"
     pool: str = "avg"
     input_size: int = 96
+    crop: str = "square"
     windows: tuple[str, ...] = ("brain", "subdural", "bone")
     context: int = 1
     sequence: str = "gru"
@@ -226,6 +236,8 @@ def _check(cfg: TrainConfig) -> None:
 
     if cfg.input_size < 16 or cfg.input_size % 8:
         raise bad("input_size", "a multiple of 8, at least 16")
+    if cfg.crop not in CROPS:
+        raise bad("crop", "one of " + ", ".join(CROPS))
     if not cfg.windows:
         raise bad("windows", "at least one window")
     resolve_windows(cfg.windows)
