@@ -23,6 +23,10 @@ prevalence="${ICHKIT_DEMO_PREVALENCE:-0.4}"
 # ICHKIT_DEMO_INPUT: the model's input side in pixels: unset, the demo preset's 128;
 # e.g. 160 is more accurate but takes 1.8 x the training time: 17 minutes in all on an
 # AMD EPYC with AVX-512 (benchmarks/RESULTS.md, make demo run 27).
+# ICHKIT_DEMO_CROP: how the head's bounding box becomes the square input: unset, the
+# demo preset's `fit` (each axis stretched to the input: a head, about three quarters
+# as wide as it is long, gets ~1.3 x the pixels from left to right); `square` keeps the
+# aspect ratio, as every demo before the fourteenth session did (benchmarks/RESULTS.md).
 # Unset settings are left to the demo preset (`ichkit train --preset demo`), so that
 # the preset stays the one place that holds their defaults.
 model_set=()
@@ -31,6 +35,9 @@ if [ -n "${ICHKIT_DEMO_ENCODER:-}" ]; then
 fi
 if [ -n "${ICHKIT_DEMO_INPUT:-}" ]; then
   model_set+=(--set "input_size=$ICHKIT_DEMO_INPUT")
+fi
+if [ -n "${ICHKIT_DEMO_CROP:-}" ]; then
+  model_set+=(--set "crop=$ICHKIT_DEMO_CROP")
 fi
 
 start=$(date +%s)

@@ -16,6 +16,11 @@ def test_presets_load_and_are_frozen() -> None:
         cfg = load_config(preset=name)
         assert cfg.preset == name
     cfg = load_config(preset="demo")
+    assert (cfg.crop, load_config(preset="rsna").crop, load_config().crop) == (
+        "fit",
+        "square",
+        "square",
+    )
     with pytest.raises(AttributeError):
         cfg.epochs = 3  # type: ignore[misc]
 

@@ -328,6 +328,7 @@ PRESETS: Mapping[str, Mapping[str, Any]] = {
     "demo": {
         "encoder": "small-dilated",
         "input_size": 128,
+        "crop": "fit",
         "hidden": 64,
         "encoder_epochs": 32,
         "slice_batch": 64,
