@@ -72,17 +72,12 @@ class CropBox:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> CropBox:
         """Inverse of :meth:`to_dict`; also reads the square boxes of older caches (``side``)."""
-        if "side" in d and "height" not in d:
-            side = int(d["side"])
-            return cls(int(d["row0"]), int(d["col0"]), side, side, int(d["rows"]), int(d["cols"]))
-        return cls(
-            int(d["row0"]),
-            int(d["col0"]),
-            int(d["height"]),
-            int(d["width"]),
-            int(d["rows"]),
-            int(d["cols"]),
-        )
+        values = dict(d)
+        if "side" in values:
+            values.setdefault("height", values["side"])
+            values.setdefault("width", values["side"])
+        names = ("row0", "col0", "height", "width", "rows", "cols")
+        return cls(*(int(values[name]) for name in names))
 
 
 def head_box(
