@@ -92,6 +92,7 @@ def test_run_folder_and_resume(tiny_dataset: Path, tmp_path: Path) -> None:
         CheckpointMismatchError, match="input size differs: the model has 32 px; expected 48 px"
     ):
         train_model(cfg.replace(epochs=3, input_size=48), out=tmp_path / "run2", resume=out)
+    assert not (tmp_path / "run2").exists()  # refused before a folder or cache is made
     with pytest.raises(CheckpointMismatchError, match="window set differs"):
         train_model(
             cfg.replace(epochs=3, windows=("brain",)),

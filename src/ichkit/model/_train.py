@@ -603,6 +603,9 @@ def _train(
     # Built before any data is read, so that a bad encoder or norm fails at once.
     torch.manual_seed(cfg.seed)
     model = build_model(cfg).to(dist.device)
+    # A checkpoint of another label order, window set, input size or crop fails
+    # here, before the run folder is touched or a cache built.
+    payload = None if resume is None else _resume_state(resume, cfg)
     out.mkdir(parents=True, exist_ok=True)
     cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else out / "cache"
     if dist.main:
@@ -639,8 +642,7 @@ def _train(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(cfg, total_steps))
     start_epoch, best_loss, best_epoch, best_metrics = 1, math.inf, 0, {}
     metrics_csv = out / "metrics.csv"
-    if resume is not None:
-        payload = _resume_state(resume, cfg)
+    if payload is not None:
         model.load_state_dict(payload["state_dict"])
         state = payload["train_state"]
         optimizer.load_state_dict(state["optimizer"])
