@@ -62,6 +62,8 @@ def test_torchrun_two_processes_equal_one(
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
+    # rank 0's summary, written before the worker's os._exit, is not lost
+    assert f"checkpoint: {tmp_path / 'two' / 'best.ckpt'}" in result.stdout
     one = torch.load(single.last_checkpoint, weights_only=True)
     two = torch.load(tmp_path / "two" / "last.ckpt", weights_only=True)
     assert two["config"]["batch_exams"] == 4
@@ -84,3 +86,24 @@ def test_torchrun_two_processes_equal_one(
     for r1, r2 in zip(rows1, rows2, strict=True):
         assert float(r1["train_loss"]) == pytest.approx(float(r2["train_loss"]), rel=1e-4)
         assert float(r1["val_loss"]) == pytest.approx(float(r2["val_loss"]), rel=1e-4)
+
+
+@pytest.mark.parametrize("world", ["1", "2"])
+def test_worker_exit_keeps_status_and_output(world: str) -> None:
+    # a torchrun worker ends with os._exit (no interpreter shutdown under live gloo
+    # threads); the status and what was printed or logged must still come out
+    code = (
+        "import logging, sys\n"
+        "from ichkit.model.train import _exit\n"
+        "logging.basicConfig(stream=sys.stderr)\n"
+        "print('summary', end='')\n"
+        "logging.getLogger('x').warning('logged')\n"
+        "_exit(3)\n"
+    )
+    env = {**os.environ, "WORLD_SIZE": world}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert result.returncode == 3
+    assert result.stdout == "summary"
+    assert "logged" in result.stderr

@@ -11,6 +11,8 @@ run folder and shows progress.
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
 
 __all__ = ["main"]
@@ -26,5 +28,26 @@ def main(argv: list[str] | None = None) -> int:
     return cli_main([*verbose, "train", *rest])
 
 
+def _exit(status: int) -> None:
+    """End a torchrun worker without interpreter shutdown (``os._exit``), output flushed.
+
+    gloo's worker threads outlive the destroyed process group, and one of them
+    may still hold the last reference to a collective's tensors (all-gather,
+    barrier) when the interpreter shuts down. Freeing a tensor that a Python
+    object owns needs the GIL, and a thread that asks for the GIL during
+    shutdown is ended mid-destructor: the process aborts ("terminate called
+    without an active exception", SIGABRT) after all its work is done (seen in
+    a gdb backtrace; ``benchmarks/ddp_teardown.py`` counts how often). Nothing
+    here needs shutdown: the run folder is written atomically and the loader
+    workers are gone. A single process exits normally.
+    """
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        sys.exit(status)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    _exit(main())
