@@ -17,9 +17,9 @@ barrier; then they end in one of these ways:
     ichkit's ``_end_distributed(ok=True)`` (a barrier, then destroy), then
     normal shutdown: what ``train_model`` does for a caller of the library.
 ``end+exit``
-    ``_end_distributed`` and then the torchrun entry point's ``_exit``
-    (``os._exit`` after flushing): what ``python -m ichkit.model.train``
-    (and so ``ichkit train --nproc N``) does.
+    ``_end_distributed`` and then ``ichkit.model.train._exit`` (``os._exit``
+    after flushing): what ``ichkit train`` does under torchrun (``python -m
+    ichkit.model.train``, ``ichkit train --nproc N``).
 
 A trial fails when either process exits non-zero (the abort is SIGABRT,
 "terminate called without an active exception"). The modes are interleaved

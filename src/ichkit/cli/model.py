@@ -147,6 +147,11 @@ def train(
         typer.echo(f"checkpoint: {result.best_checkpoint}")
         if result.onnx is not None:
             typer.echo(f"onnx: {result.onnx}")
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # a DDP worker ends without interpreter shutdown, which can abort it
+        from ichkit.model.train import _exit
+
+        _exit(0)
 
 
 def _relaunch(

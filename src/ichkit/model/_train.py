@@ -587,8 +587,8 @@ def _end_distributed(dist: _Dist, *, ok: bool) -> None:
     has a collective in flight. After a failure nothing waits: another process
     may never arrive. The group's gloo worker threads outlive it, and interpreter
     shutdown can still abort the process when one of them frees a tensor that a
-    Python object owns (:func:`ichkit.model.train._exit`); so the torchrun entry
-    point ends its workers without interpreter shutdown.
+    Python object owns (:func:`ichkit.model.train._exit`); so ``ichkit train``
+    under torchrun ends its workers without interpreter shutdown.
     """
     if dist.world == 1 or not torch.distributed.is_initialized():
         return

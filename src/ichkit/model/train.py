@@ -31,6 +31,9 @@ def main(argv: list[str] | None = None) -> int:
 def _exit(status: int) -> None:
     """End a torchrun worker without interpreter shutdown (``os._exit``), output flushed.
 
+    ``ichkit train`` calls it after a distributed run; so does this module's
+    ``__main__`` with the status of a run that failed.
+
     gloo's worker threads outlive the destroyed process group, and one of them
     may still hold the last reference to a collective's tensors (all-gather,
     barrier) when the interpreter shuts down. Freeing a tensor that a Python
