@@ -12,13 +12,15 @@ barrier; then they end in one of these ways:
 
 ``destroy``
     ``torch.distributed.destroy_process_group()``, then normal interpreter
-    shutdown (the teardown before ``_end_distributed``: the baseline).
-``end``
-    ichkit's ``_end_distributed(ok=True)`` (a barrier, then destroy), then
-    normal shutdown: what ``train_model`` does for a caller of the library.
-``end+exit``
-    ``_end_distributed`` and then ``ichkit.model.train._exit`` (``os._exit``
-    after flushing): what ``ichkit train`` does under torchrun (``python -m
+    shutdown: what ``train_model`` does for a caller of the library, and all
+    that ``ichkit train`` did before it ended its workers with ``_exit`` (the
+    baseline).
+``barrier``
+    A second barrier, then destroy, then normal shutdown (tried in the
+    fifteenth session as a fix; not used).
+``exit``
+    Destroy, then ``ichkit.model.train._exit`` (``os._exit`` after
+    flushing): what ``ichkit train`` does under torchrun (``python -m
     ichkit.model.train``, ``ichkit train --nproc N``).
 
 A trial fails when either process exits non-zero (the abort is SIGABRT,
@@ -35,7 +37,7 @@ import socket
 import subprocess
 import sys
 
-MODES = ("destroy", "end", "end+exit")
+MODES = ("destroy", "barrier", "exit")
 
 
 def _train_a_little() -> None:
@@ -62,16 +64,15 @@ def worker(mode: str) -> None:
     """One rank's trial (run with RANK, WORLD_SIZE, MASTER_ADDR/PORT set)."""
     import torch
 
-    from ichkit.model._train import _end_distributed, _init_distributed
+    from ichkit.model._train import _init_distributed
     from ichkit.model.train import _exit
 
-    dist = _init_distributed()
+    _init_distributed()
     _train_a_little()
-    if mode == "destroy":
-        torch.distributed.destroy_process_group()
-        return
-    _end_distributed(dist, ok=True)
-    if mode == "end+exit":
+    if mode == "barrier":
+        torch.distributed.barrier()
+    torch.distributed.destroy_process_group()
+    if mode == "exit":
         _exit(0)
 
 

@@ -572,29 +572,12 @@ def train_model(
     """
     dist = _init_distributed()
     try:
-        result = _train(cfg, Path(out), None if resume is None else Path(resume), progress, dist)
-    except BaseException:
-        _end_distributed(dist, ok=False)
-        raise
-    _end_distributed(dist, ok=True)
-    return result
-
-
-def _end_distributed(dist: _Dist, *, ok: bool) -> None:
-    """Destroy the process group; on success only once every process has got here.
-
-    The barrier keeps a process from tearing its group down while another still
-    has a collective in flight. After a failure nothing waits: another process
-    may never arrive. The group's gloo worker threads outlive it, and interpreter
-    shutdown can still abort the process when one of them frees a tensor that a
-    Python object owns (:func:`ichkit.model.train._exit`); so ``ichkit train``
-    under torchrun ends its workers without interpreter shutdown.
-    """
-    if dist.world == 1 or not torch.distributed.is_initialized():
-        return
-    if ok:
-        torch.distributed.barrier()
-    torch.distributed.destroy_process_group()
+        return _train(cfg, Path(out), None if resume is None else Path(resume), progress, dist)
+    finally:
+        if dist.world > 1 and torch.distributed.is_initialized():
+            # gloo's worker threads outlive the group and can abort interpreter
+            # shutdown; ``ichkit train`` ends its workers without it (train._exit)
+            torch.distributed.destroy_process_group()
 
 
 def _train(
