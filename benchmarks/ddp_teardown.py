@@ -2,7 +2,7 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/ddp_teardown.py [--runs 100] [--modes destroy end end+exit]
+    .venv/bin/python benchmarks/ddp_teardown.py [--runs 100] [--modes destroy barrier exit]
 
 Each trial starts two processes (rank 0 and 1, gloo on loopback, the
 environment ``torchrun`` gives) that do what a DDP training of
