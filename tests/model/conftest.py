@@ -99,15 +99,19 @@ def make_dataset(
     positive_every: int = 2,
     slice_mm: float = 5.0,
     lesion_slices: int = 3,
+    patient_prefix: str = "P",
 ) -> Path:
-    """Write a tiny dataset in the synth layout (slices ``slice_mm`` apart); return ``root``."""
+    """Write a tiny dataset in the synth layout (slices ``slice_mm`` apart); return ``root``.
+
+    Patients are ``<patient_prefix>0000``, ``…0001``, …
+    """
     rng = np.random.default_rng(seed)
     (root / "masks").mkdir(parents=True, exist_ok=True)
     lines = ["ID,Label"]
     exam_rows = ["site,patient,study,series," + ",".join(LABELS)]
     mimic_rows = ["sop_instance_uid,series_instance_uid,slice,mimic,any"]
     for e in range(exams):
-        patient = f"P{e:04d}"
+        patient = f"{patient_prefix}{e:04d}"
         study = f"1.2.826.0.1.3680043.10.1.{seed}.{e}"
         series = f"{study}.1"
         folder = root / "dicom" / "site0" / patient / f"st{e}" / f"se{e}"

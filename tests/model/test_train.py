@@ -181,7 +181,7 @@ def test_stage1_neighbour_rows() -> None:
     from ichkit.model._train import _neighbour_rows
 
     def ex(n: int) -> Any:
-        return SimpleNamespace(series=SimpleNamespace(n_slices=n))
+        return SimpleNamespace(n_slices=n)  # the slices the model reads (Example.n_slices)
 
     train = [ex(6), ex(3)]
     rows = _neighbour_rows(train, [(0, 0), (0, 4), (1, 2)], context=1)  # type: ignore[arg-type]

@@ -4,9 +4,9 @@ Training reads every series once per epoch; decoding DICOM each time (pydicom,
 HU conversion, head crop, resize) costs far more than the network on small
 inputs. The cache stores, per series, the int16 HU volume at the input size
 (``<cache>/v1-<size>px/<key>.npy``, opened memory-mapped) and a JSON sidecar
-(UIDs, crop box, slice spacing). Windows are applied by the model, so one cache serves every
-window set; a different input size or head crop gets its own folder
-(``v1-<size>px-fit`` for the ``fit`` crop). Series are built in
+(UIDs, crop box, slice spacing and positions). Windows are applied by the
+model, so one cache serves every window set; a different input size or head
+crop gets its own folder (``v1-<size>px-fit`` for the ``fit`` crop). Series are built in
 parallel worker processes; a series already cached is not rebuilt.
 """
 
@@ -57,6 +57,9 @@ class CachedSeries:
         unknown, or when the sidecar was written by an ichkit that did not
         record it: such caches are still used, and the model then records no
         training slice spacing).
+    positions
+        Each slice's position along the slice normal (mm), in the volume's
+        order; None when unknown or not recorded (an older ichkit's sidecar).
     """
 
     key: str
@@ -67,6 +70,19 @@ class CachedSeries:
     sop_instance_uids: tuple[str, ...]
     box: CropBox
     slice_mm: float = math.nan
+    positions: tuple[float, ...] | None = None
+
+    def slice_positions(self) -> npt.NDArray[np.float64] | None:
+        """The slices' positions along the normal (mm), or None when unknown.
+
+        A sidecar without positions (an older ichkit's) gives evenly spaced
+        ones from ``slice_mm`` when that is known.
+        """
+        if self.positions is not None and len(self.positions) == self.n_slices:
+            return np.asarray(self.positions, dtype=np.float64)
+        if math.isfinite(self.slice_mm) and self.slice_mm > 0:
+            return np.arange(self.n_slices, dtype=np.float64) * self.slice_mm
+        return None
 
     @property
     def n_slices(self) -> int:
@@ -105,6 +121,9 @@ def _read_meta(folder: Path, key: str) -> CachedSeries | None:
             sop_instance_uids=tuple(d["sop_instance_uids"]),
             box=CropBox.from_dict(d["box"]),
             slice_mm=float(d["slice_mm"]) if d.get("slice_mm") is not None else math.nan,
+            positions=tuple(float(x) for x in d["positions"])
+            if d.get("positions") is not None
+            else None,
         )
     except (OSError, ValueError, KeyError, TypeError) as err:
         logger.warning("%s: unreadable cache entry, rebuilding: %s", meta, err)
@@ -120,6 +139,9 @@ def _build_one(job: tuple[SeriesFiles, str, int, str]) -> CachedSeries:
     loaded = load_series(list(series.files), series_instance_uid=series.series_instance_uid)
     volume, box = preprocess_volume(loaded.hu, size=size, crop=crop)
     slice_mm = float(loaded.spacing[0])
+    positions = [float(x) for x in np.asarray(loaded.positions, dtype=np.float64)]
+    if len(positions) != len(loaded.sop_instance_uids) or not all(map(math.isfinite, positions)):
+        positions = []
     with atomic_open(folder / f"{series.key}.npy", "wb") as handle:
         np.save(handle, volume)
     meta = {
@@ -130,6 +152,7 @@ def _build_one(job: tuple[SeriesFiles, str, int, str]) -> CachedSeries:
         "box": box.to_dict(),
         "findings": [str(f) for f in loaded.findings],
         "slice_mm": slice_mm if math.isfinite(slice_mm) else None,
+        "positions": [round(x, 4) for x in positions] or None,
     }
     atomic_write_text(_meta_path(folder, series.key), json.dumps(meta))
     return CachedSeries(
@@ -141,6 +164,7 @@ def _build_one(job: tuple[SeriesFiles, str, int, str]) -> CachedSeries:
         sop_instance_uids=tuple(loaded.sop_instance_uids),
         box=box,
         slice_mm=slice_mm,
+        positions=tuple(round(x, 4) for x in positions) or None,
     )
 
 

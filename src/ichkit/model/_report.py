@@ -323,7 +323,8 @@ def evaluate_model(
     from ichkit.labels import write_labels
     from ichkit.model._checkpoint import model_from_checkpoint
     from ichkit.model._data import SPLITS, find_layout
-    from ichkit.model._train import load_split, predict_examples
+    from ichkit.model._infer import model_slice_mm
+    from ichkit.model._train import load_split, predict_examples, read_as_slabs
 
     if split not in SPLITS:
         from ichkit.errors import ConfigError
@@ -344,6 +345,9 @@ def evaluate_model(
     torch.set_num_threads(cfg.threads or (os.cpu_count() or 1))
     splits = ("val", split) if split != "val" else ("val",)
     sets = load_split(cfg, cache_dir=cache, splits=splits, progress=progress)
+    # thin series are read as slabs of the training spacing, as in training and predict
+    slab_mm = model_slice_mm(payload)
+    sets = {name: read_as_slabs(found, slab_mm) for name, found in sets.items()}
     examples = sets[split]
     if not examples:
         from ichkit.errors import DatasetError
@@ -357,12 +361,12 @@ def evaluate_model(
     val_tuple = None
     if sets["val"]:
         val_tuple = (
-            [ex.labels for ex in sets["val"]],
+            [ex.labels_per_image for ex in sets["val"]],
             [p for p, _ in val_preds],
             [e for _, e in val_preds],
         )
     metrics = compute_metrics(
-        [ex.labels for ex in examples],
+        [ex.labels_per_image for ex in examples],
         [p for p, _ in preds],
         [e for _, e in preds],
         val=val_tuple,
@@ -379,7 +383,7 @@ def evaluate_model(
             "config": cfg.to_dict(),
         }
     )
-    yi = np.concatenate([ex.labels for ex in examples]).astype(np.float64)
+    yi = np.concatenate([ex.labels_per_image for ex in examples]).astype(np.float64)
     pi = np.concatenate([p for p, _ in preds])
     ye = np.stack([ex.labels.max(axis=0) for ex in examples]).astype(np.float64)
     pe = np.stack([e for _, e in preds])

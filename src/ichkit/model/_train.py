@@ -40,6 +40,7 @@ from ichkit.model._checkpoint import (
 )
 from ichkit.model._metrics import auc, weighted_log_loss
 from ichkit.model._preprocess import AIR_HU
+from ichkit.model._slabs import THIN_RATIO, Slabs, slab_index, slab_mean
 from ichkit.model.config import TrainConfig, config_to_toml
 from ichkit.model.networks import SeriesModel, build_model
 
@@ -55,6 +56,7 @@ __all__ = [
     "collate",
     "load_split",
     "predict_examples",
+    "read_as_slabs",
     "train_model",
 ]
 
@@ -75,10 +77,79 @@ METRIC_COLUMNS = (
 
 @dataclass(frozen=True)
 class Example:
-    """A cached series with its per-image labels (slices, 6)."""
+    """A cached series with its labels, as the model reads it.
+
+    A thin series may be read as thick slabs (:func:`read_as_slabs`), as
+    ``ichkit predict`` reads it: the model then sees one slice per slab, the
+    mean HU of the slab's images, labelled positive for a label when any of
+    its images is. ``labels`` and :meth:`load` are per model slice;
+    ``image_labels`` and :meth:`to_images` per image of the series.
+    """
 
     series: CachedSeries
     labels: npt.NDArray[np.float32]
+    """Labels (model slices, 6): per image, or per slab when read as slabs."""
+    slabs: Slabs | None = None
+    """How the series' images are grouped into slabs; None: read as it is."""
+    image_labels: npt.NDArray[np.float32] | None = None
+    """Labels per image (images, 6) when read as slabs (else ``labels`` are per image)."""
+
+    @property
+    def n_slices(self) -> int:
+        """Slices the model reads (slabs when read as slabs)."""
+        return int(self.labels.shape[0])
+
+    @property
+    def labels_per_image(self) -> npt.NDArray[np.float32]:
+        """Labels (images, 6) of every image of the series."""
+        return self.labels if self.image_labels is None else self.image_labels
+
+    def load(self) -> npt.NDArray[np.int16]:
+        """The volume the model reads (memory-mapped; slab means when read as slabs)."""
+        vol = self.series.load()
+        return vol if self.slabs is None else slab_mean(vol, self.slabs.index)
+
+    def to_images(self, probs: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """Per-model-slice rows (slices, …) as per-image rows: each image gets its slab's."""
+        return probs if self.slabs is None else probs[self.slabs.index]
+
+
+def read_as_slabs(examples: Sequence[Example], slab_mm: float | None) -> list[Example]:
+    """The examples, each thin series read as slabs of about ``slab_mm`` (as predict does).
+
+    A series is thin when its slice spacing is under ``slab_mm / 1.5``
+    (:func:`ichkit.model._slabs.slab_index`); its slabs come from the slice
+    positions recorded in the cache (evenly spaced by its slice spacing for a
+    cache written by an older ichkit). The slab means are taken over the
+    cached slices, which are cropped and resized already; ``ichkit predict``
+    averages before the crop and the resize, both linear per slice, so the
+    two differ by the cache's rounding to whole HU and by a crop box drawn
+    around the thin slices rather than the slabs. None or NaN: every series as it is.
+    """
+    if slab_mm is None or not math.isfinite(slab_mm):
+        return list(examples)
+    out: list[Example] = []
+    n_slabbed = 0
+    for ex in examples:
+        base = ex if ex.slabs is None else Example(ex.series, ex.labels_per_image)
+        positions = base.series.slice_positions()
+        slabs = None if positions is None else slab_index(positions, slab_mm)
+        if slabs is None:
+            out.append(base)
+            continue
+        starts, _ = slabs.bounds()
+        labels = np.maximum.reduceat(base.labels, starts, axis=0)
+        out.append(Example(base.series, labels, slabs, image_labels=base.labels))
+        n_slabbed += 1
+    if n_slabbed:
+        logger.info(
+            "%d of %d series read as slabs of about %.3g mm (thinner than %.3g mm)",
+            n_slabbed,
+            len(out),
+            slab_mm,
+            slab_mm / THIN_RATIO,
+        )
+    return out
 
 
 @dataclass(frozen=True)
@@ -352,7 +423,7 @@ def collate(
 def _train_item(
     ex: Example, cfg: TrainConfig, epoch: int, index: int, augment: SeriesAugment | None
 ) -> tuple[torch.Tensor, npt.NDArray[np.float32]]:
-    vol = ex.series.load()
+    vol = ex.load()
     lab = ex.labels
     if cfg.train_slices and vol.shape[0] > cfg.train_slices:
         rng = np.random.default_rng(sample_seed(cfg.seed, epoch, index, "crop"))
@@ -440,17 +511,20 @@ def predict_examples(
     device: torch.device,
     dtype: torch.dtype | None = None,
 ) -> list[tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]]:
-    """(image probs (S,6), exam probs (6,)) of each example, one series at a time."""
+    """(image probs (images, 6), exam probs (6,)) of each example, one series at a time.
+
+    A series read as slabs is predicted slab by slab; each image gets its slab's row.
+    """
     was_training = model.training
     model.eval()
     out = []
     for ex in examples:
-        hu = torch.from_numpy(np.asarray(ex.series.load(), dtype=np.float32)).unsqueeze(0)
+        hu = torch.from_numpy(np.asarray(ex.load(), dtype=np.float32)).unsqueeze(0)
         with _autocast(device, dtype):
             img, exam = model(hu.to(device))
         out.append(
             (
-                torch.sigmoid(img[0].float()).cpu().numpy().astype(np.float64),
+                ex.to_images(torch.sigmoid(img[0].float()).cpu().numpy().astype(np.float64)),
                 torch.sigmoid(exam[0].float()).cpu().numpy().astype(np.float64),
             )
         )
@@ -464,7 +538,7 @@ def _val_metrics(
 ) -> dict[str, float]:
     if not examples:
         return {}
-    yi = np.concatenate([ex.labels for ex in examples])
+    yi = np.concatenate([ex.labels_per_image for ex in examples])
     pi = np.concatenate([p for p, _ in preds])
     ye = np.stack([ex.labels.max(axis=0) for ex in examples])
     pe = np.stack([e for _, e in preds])
@@ -624,6 +698,9 @@ def _train(
             "the train split is empty", path=cfg.data, field="split", value=len(val_set)
         )
     slice_mm = training_slice_mm(train_set)
+    # thin series are read as slabs of the training spacing, as predict reads them
+    train_set = read_as_slabs(train_set, slice_mm)
+    val_set = read_as_slabs(val_set, slice_mm)
 
     steps_per_epoch = len(_epoch_batches(len(train_set), cfg, 0))
     total_steps = steps_per_epoch * cfg.epochs
@@ -689,7 +766,7 @@ def _train(
         steps_per_epoch,
     )
     lengths_all = [
-        ex.series.n_slices if not cfg.train_slices else min(ex.series.n_slices, cfg.train_slices)
+        ex.n_slices if not cfg.train_slices else min(ex.n_slices, cfg.train_slices)
         for ex in train_set
     ]
     best_ckpt, last_ckpt = out / "best.ckpt", out / "last.ckpt"
@@ -703,7 +780,10 @@ def _train(
                 model, optimizer, scheduler, train_feats, train_set, batches, cfg, epoch, dist
             )
             train_seconds = time.perf_counter() - t0
-            val_preds = _head_predict(model, val_feats)
+            val_preds = [
+                (ex.to_images(p), e)
+                for ex, (p, e) in zip(val_set, _head_predict(model, val_feats), strict=True)
+            ]
         else:
             batches = _epoch_batches(len(train_set), cfg, epoch)
             local = [b[dist.rank :: dist.world] for b in batches]
@@ -1028,7 +1108,7 @@ class _Stage1Chunks(torch.utils.data.Dataset[_Chunk]):
         labs = [
             (j, k, float(train_set[j].labels[k, -1]))
             for j in members
-            for k in range(train_set[j].series.n_slices)
+            for k in range(train_set[j].n_slices)
         ]
         pos = [(j, k) for j, k, y in labs if y > 0.5]
         neg = [(j, k) for j, k, y in labs if y <= 0.5]
@@ -1071,7 +1151,7 @@ def _neighbour_rows(
         by_series.setdefault(j, []).append(k)
     out = {}
     for j, ks in by_series.items():
-        n = train_set[j].series.n_slices
+        n = train_set[j].n_slices
         around = {k: np.clip(k + offsets, 0, n - 1) for k in ks}
         needed = np.unique(np.concatenate(list(around.values())))
         out[j] = (needed, {k: np.searchsorted(needed, a) for k, a in around.items()})
@@ -1087,7 +1167,7 @@ def _stage1_volume(
     augment: SeriesAugment | None,
 ) -> torch.Tensor:
     """HU of the slices ``needed`` of one series, augmented as one stack (seeded per series)."""
-    vol = np.asarray(ex.series.load()[needed])
+    vol = np.asarray(ex.load()[needed])
     if augment is None:
         return torch.from_numpy(vol.astype(np.float32))
     with _torch_threads(1):
@@ -1139,10 +1219,10 @@ def _embed(
         per: list[torch.Tensor] = []
         for v in range(views):
             if v == 0 or augment is None:
-                hu = torch.from_numpy(np.asarray(ex.series.load(), dtype=np.float32))
+                hu = torch.from_numpy(np.asarray(ex.load(), dtype=np.float32))
             else:
                 with _torch_threads(1):
-                    hu = augment(ex.series.load(), seed=sample_seed(cfg.seed, -v, j, "view"))
+                    hu = augment(ex.load(), seed=sample_seed(cfg.seed, -v, j, "view"))
             x = model.slice_inputs(hu.unsqueeze(0).to(dist.device))[0]
             with _autocast(dist.device, dtype):
                 per.append(model.encode(x).float().cpu())
