@@ -51,7 +51,7 @@ step() {
 if [ -r /proc/cpuinfo ] && grep -qw avx2 /proc/cpuinfo && ! grep -qw avx512f /proc/cpuinfo; then
   printf 'Note: this CPU has AVX2 but no AVX-512: expect 20-30 minutes on 2 cores\n' >&2
   printf 'instead of 7-14 (benchmarks/RESULTS.md, make demo: runs 14-18 took 18-29 with\n' >&2
-  printf 'the small encoder; run 30 took 26 with small-dilated, the default;\n' >&2
+  printf 'the small encoder; runs 30 and 34 took 26 and 21 with small-dilated, the default;\n' >&2
   printf 'ICHKIT_DEMO_ENCODER=small is faster).\n' >&2
 fi
 
