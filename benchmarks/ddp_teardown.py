@@ -13,13 +13,13 @@ barrier; then they end in one of these ways:
 ``destroy``
     ``torch.distributed.destroy_process_group()``, then normal interpreter
     shutdown: what ``train_model`` does for a caller of the library, and all
-    that ``ichkit train`` did before it ended its workers with ``_exit`` (the
+    that ``ichkit train`` did before it ended its workers with ``exit_worker`` (the
     baseline).
 ``barrier``
     A second barrier, then destroy, then normal shutdown (tried in the
     fifteenth session as a fix; not used).
 ``exit``
-    Destroy, then ``ichkit.model.train._exit`` (``os._exit`` after
+    Destroy, then ``ichkit.model.train.exit_worker`` (``os._exit`` after
     flushing): what ``ichkit train`` does under torchrun (``python -m
     ichkit.model.train``, ``ichkit train --nproc N``).
 
@@ -65,7 +65,7 @@ def worker(mode: str) -> None:
     import torch
 
     from ichkit.model._train import _init_distributed
-    from ichkit.model.train import _exit
+    from ichkit.model.train import exit_worker
 
     _init_distributed()
     _train_a_little()
@@ -73,7 +73,7 @@ def worker(mode: str) -> None:
         torch.distributed.barrier()
     torch.distributed.destroy_process_group()
     if mode == "exit":
-        _exit(0)
+        exit_worker(0)
 
 
 def _free_port() -> int:

@@ -94,11 +94,11 @@ def test_worker_exit_keeps_status_and_output(world: str) -> None:
     # threads); the status and what was printed or logged must still come out
     code = (
         "import logging, sys\n"
-        "from ichkit.model.train import _exit\n"
+        "from ichkit.model.train import exit_worker\n"
         "logging.basicConfig(stream=sys.stderr)\n"
         "print('summary', end='')\n"
         "logging.getLogger('x').warning('logged')\n"
-        "_exit(3)\n"
+        "exit_worker(3)\n"
     )
     env = {**os.environ, "WORLD_SIZE": world}
     result = subprocess.run(

@@ -149,9 +149,9 @@ def train(
             typer.echo(f"onnx: {result.onnx}")
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         # a DDP worker ends without interpreter shutdown, which can abort it
-        from ichkit.model.train import _exit
+        from ichkit.model.train import exit_worker
 
-        _exit(0)
+        exit_worker(0)
 
 
 def _relaunch(

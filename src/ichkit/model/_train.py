@@ -650,7 +650,7 @@ def train_model(
     finally:
         if dist.world > 1 and torch.distributed.is_initialized():
             # gloo's worker threads outlive the group and can abort interpreter
-            # shutdown; ``ichkit train`` ends its workers without it (train._exit)
+            # shutdown; ``ichkit train`` ends its workers without it (train.exit_worker)
             torch.distributed.destroy_process_group()
 
 

@@ -15,7 +15,7 @@ import logging
 import os
 import sys
 
-__all__ = ["main"]
+__all__ = ["exit_worker", "main"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,11 +28,14 @@ def main(argv: list[str] | None = None) -> int:
     return cli_main([*verbose, "train", *rest])
 
 
-def _exit(status: int) -> None:
+def exit_worker(status: int) -> None:
     """End a torchrun worker without interpreter shutdown (``os._exit``), output flushed.
 
     ``ichkit train`` calls it after a distributed run; so does this module's
-    ``__main__`` with the status of a run that failed.
+    ``__main__`` with the status of a run that failed. A script of your own
+    that calls :func:`ichkit.model.train_model` under torchrun can end the
+    same way: ``exit_worker(0)`` as its last statement. Outside torchrun
+    (``WORLD_SIZE`` unset or 1) it is ``sys.exit(status)``.
 
     gloo's worker threads outlive the destroyed process group, and one of them
     may still hold the last reference to a collective's tensors (all-gather,
@@ -53,4 +56,4 @@ def _exit(status: int) -> None:
 
 
 if __name__ == "__main__":
-    _exit(main())
+    exit_worker(main())
