@@ -367,3 +367,33 @@ def test_training_and_evaluation_read_thin_series_as_slabs(
     # measured 0.0008 here; read slice by slice (--slab-mm 0) predict differs by 0.03
     assert np.abs(predicted - preds.loc[thin_ids].to_numpy()).max() < 0.005
     assert result.best_checkpoint.is_file()
+
+
+@pytest.mark.skipif(not REALDATA.is_dir(), reason="../shared/realdata not present")
+def test_cached_real_thin_series_gets_predicts_slabs(tmp_path: Path) -> None:
+    """CQ500-CT0 (0.625 mm, JPEG Lossless, one slice missing): the cache records
+    its slice positions, and training reads it as the very slabs predict does."""
+    from ichkit.dicom import load_series
+    from ichkit.model._cache import _read_meta, build_cache
+    from ichkit.model._data import SeriesFiles
+    from ichkit.model._train import Example, read_as_slabs
+
+    study = REALDATA / "cq500-ct0"
+    series = load_series(study)
+    files = tuple(series.paths)
+    found = SeriesFiles(
+        series.series_instance_uid,
+        series.study_instance_uid,
+        series.patient_id,
+        files,
+        tuple(series.sop_instance_uids),
+    )
+    (cached,) = build_cache([found], tmp_path / "cache", size=32)
+    reread = _read_meta(cached.path.parent, cached.key)
+    assert reread is not None and reread.positions is not None
+    assert np.allclose(reread.slice_positions(), series.positions, atol=1e-3)  # type: ignore[arg-type]
+    labels = np.zeros((len(files), 6), dtype=np.float32)
+    (ex,) = read_as_slabs([Example(reread, labels)], 5.0)
+    want = slab_index(series.positions, 5.0)
+    assert ex.slabs is not None and want is not None
+    assert np.array_equal(ex.slabs.index, want.index) and ex.n_slices == want.count
