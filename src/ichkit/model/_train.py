@@ -83,7 +83,7 @@ class Example:
     ``ichkit predict`` reads it: the model then sees one slice per slab, the
     mean HU of the slab's images, labelled positive for a label when any of
     its images is. ``labels`` and :meth:`load` are per model slice;
-    ``image_labels`` and :meth:`to_images` per image of the series.
+    ``labels_per_image`` and :meth:`to_images` per image of the series.
     """
 
     series: CachedSeries
