@@ -139,9 +139,9 @@ def _build_one(job: tuple[SeriesFiles, str, int, str]) -> CachedSeries:
     loaded = load_series(list(series.files), series_instance_uid=series.series_instance_uid)
     volume, box = preprocess_volume(loaded.hu, size=size, crop=crop)
     slice_mm = float(loaded.spacing[0])
-    positions = [float(x) for x in np.asarray(loaded.positions, dtype=np.float64)]
-    if len(positions) != len(loaded.sop_instance_uids) or not all(map(math.isfinite, positions)):
-        positions = []
+    rounded = tuple(round(float(x), 4) for x in loaded.positions)
+    known = len(rounded) == len(loaded.sop_instance_uids) and all(map(math.isfinite, rounded))
+    positions = rounded if known else None
     with atomic_open(folder / f"{series.key}.npy", "wb") as handle:
         np.save(handle, volume)
     meta = {
@@ -152,7 +152,7 @@ def _build_one(job: tuple[SeriesFiles, str, int, str]) -> CachedSeries:
         "box": box.to_dict(),
         "findings": [str(f) for f in loaded.findings],
         "slice_mm": slice_mm if math.isfinite(slice_mm) else None,
-        "positions": [round(x, 4) for x in positions] or None,
+        "positions": None if positions is None else list(positions),
     }
     atomic_write_text(_meta_path(folder, series.key), json.dumps(meta))
     return CachedSeries(
@@ -164,7 +164,7 @@ def _build_one(job: tuple[SeriesFiles, str, int, str]) -> CachedSeries:
         sop_instance_uids=tuple(loaded.sop_instance_uids),
         box=box,
         slice_mm=slice_mm,
-        positions=tuple(round(x, 4) for x in positions) or None,
+        positions=positions,
     )
 
 
