@@ -15,6 +15,7 @@ from ichkit.errors import LabelsError
 from ichkit.labels import (
     LABEL_WEIGHTS,
     LABELS,
+    PROBABILITY_FORMAT,
     SUBTYPES,
     LabelRows,
     exam_labels,
@@ -356,6 +357,20 @@ def test_write_read_round_trip_floats_exact(tmp_path: Path) -> None:
     six = read_labels(write_labels(tmp_path / "g.csv", wide, float_format="%.6f"))
     np.testing.assert_allclose(label_matrix(six), table, atol=5e-7)
     assert "ID_img0_any," in (tmp_path / "g.csv").read_text(encoding="utf-8")
+
+
+def test_probability_format_gives_float32_back(tmp_path: Path) -> None:
+    """Predicted probabilities (float32 sigmoids) survive the file exactly, near 1 too."""
+    rng = np.random.default_rng(1)
+    logits = np.concatenate([rng.normal(0, 8, 594), [15.0, 16.0, 17.0, -20.0, -30.0, 0.0]])
+    probs = (1.0 / (1.0 + np.exp(-logits.astype(np.float32)))).astype(np.float32)
+    assert float(probs[-6]) > 0.9999995  # the old "%.6g" wrote this as 1
+    table = probs.reshape(100, 6).astype(np.float64)
+    wide = pd.DataFrame(table, index=[f"img{i}" for i in range(100)], columns=list(LABELS))
+    path = write_labels(tmp_path / "p.csv", wide, float_format=PROBABILITY_FORMAT)
+    back = label_matrix(read_labels(path))
+    np.testing.assert_array_equal(back.astype(np.float32), probs.reshape(100, 6))
+    assert "ID_img99_epidural,1\n" not in path.read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize(

@@ -7,13 +7,14 @@ the final name, and never replaces a good file with a partial one.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
-__all__ = ["atomic_open", "atomic_write_bytes", "atomic_write_text"]
+__all__ = ["atomic_open", "atomic_save_figure", "atomic_write_bytes", "atomic_write_text"]
 
 
 @contextlib.contextmanager
@@ -48,3 +49,14 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
 def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "utf-8") -> None:
     """Write ``text`` to ``path`` atomically."""
     atomic_write_bytes(path, text.encode(encoding))
+
+
+def atomic_save_figure(fig: Any, path: str | os.PathLike[str], **kwargs: Any) -> Path:
+    """Render a matplotlib figure as PNG into memory, then write it to ``path`` atomically.
+
+    ``kwargs`` go to :meth:`matplotlib.figure.Figure.savefig`. The figure is not closed.
+    """
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", **kwargs)
+    atomic_write_bytes(path, buffer.getvalue())
+    return Path(path)

@@ -51,6 +51,7 @@ __all__ = [
     "HEADER",
     "LABELS",
     "LABEL_WEIGHTS",
+    "PROBABILITY_FORMAT",
     "SUBTYPES",
     "Label",
     "LabelRows",
@@ -88,6 +89,11 @@ LABELS: tuple[str, ...] = (*SUBTYPES, Label.ANY.value)
 LABEL_WEIGHTS: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 1.0, 2.0)
 #: The header of an RSNA labels CSV.
 HEADER: tuple[str, str] = ("ID", "Label")
+#: How predicted probabilities are written (``ichkit predict``, ``ichkit evaluate``):
+#: nine significant digits give every float32 back exactly. Six would write any
+#: probability from 0.9999995 up as ``1``, which the metric clips to 1 - 1e-15, so a
+#: confident false positive's loss would jump from ~15 to ~34.5 in the file.
+PROBABILITY_FORMAT: str = "%.9g"
 
 _LABEL_INDEX = {name: i for i, name in enumerate(LABELS)}
 _NA_TEXT = frozenset({"", "nan", "NaN", "NAN"})

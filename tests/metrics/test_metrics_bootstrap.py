@@ -51,7 +51,19 @@ def test_group_bootstrap_and_errors() -> None:
     groups = np.repeat(np.arange(30), 3)
     result = bootstrap_ci(true, pred, n_boot=50, groups=groups)
     assert result.n_boot == 50
+    assert all(0 < result.auc_replicates[lab] <= 50 for lab in LABELS)
     with pytest.raises(IchkitError, match=r"n_boot: n_boot must be at least 1, not 0"):
         bootstrap_ci(true, pred, n_boot=0)
     with pytest.raises(IchkitError, match=r"confidence: confidence must lie in \(0, 1\), not 1.5"):
         bootstrap_ci(true, pred, n_boot=5, confidence=1.5)
+
+
+def test_auc_replicates_count_the_rounds_with_both_classes() -> None:
+    """One positive among 40: only the rounds that draw it have an AUC."""
+    true = np.zeros((40, 6))
+    true[0] = 1.0
+    pred = np.full((40, 6), 0.2)
+    pred[0] = 0.9
+    result = bootstrap_ci(true, pred, n_boot=400, seed=1)
+    # P(the positive is drawn) = 1 - (39/40)^40 ~ 0.64
+    assert 200 < result.auc_replicates["any"] < 320

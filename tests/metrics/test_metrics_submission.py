@@ -11,7 +11,14 @@ import pytest
 
 from ichkit.errors import LabelsError, SubmissionError
 from ichkit.labels import LABELS, read_label_rows, read_labels_long
-from ichkit.metrics import read_exam_map, score_files, validate_submission, weighted_log_loss
+from ichkit.metrics import (
+    bootstrap_ci,
+    read_exam_map,
+    score,
+    score_files,
+    validate_submission,
+    weighted_log_loss,
+)
 
 TRUTH = {
     "a": (0, 1, 0, 0, 0, 1),
@@ -198,7 +205,30 @@ def test_exam_level_auc_and_bootstrap(tmp_path: Path, truth: Path) -> None:
         "weighted_log_loss",
         "per_label",
         "exam_auc",
+        "exam_auc_replicates",
+        "resampled",
     }
+    assert payload["bootstrap"]["resampled"] == "exams"
+
+
+def test_bootstrap_resamples_exams_when_mapped() -> None:
+    """With exam codes the image-level intervals resample whole exams."""
+    rng = np.random.default_rng(5)
+    codes = np.repeat(np.arange(40), 20)
+    # an exam-level effect: all images of an exam share its truth and its score shift
+    exam_truth = rng.random(40) < 0.4
+    true = np.repeat(exam_truth[:, None], 20, axis=0) * np.ones((1, 6))
+    pred = np.clip(0.3 + 0.4 * true + rng.normal(0, 0.25, (40, 1)).repeat(20, axis=0), 0.01, 0.99)
+    mapped = score(true, pred, exam_codes=codes, n_boot=200, seed=2)
+    plain = score(true, pred, n_boot=200, seed=2)
+    assert mapped.bootstrap is not None and plain.bootstrap is not None
+    grouped = bootstrap_ci(true, pred, n_boot=200, seed=2, groups=codes)
+    assert mapped.bootstrap.weighted_log_loss == grouped.weighted_log_loss
+    width = [
+        b.weighted_log_loss[1] - b.weighted_log_loss[0] for b in (mapped.bootstrap, plain.bootstrap)
+    ]
+    assert width[0] > 2 * width[1]
+    assert plain.to_dict()["bootstrap"]["resampled"] == "images"
 
 
 @pytest.mark.parametrize(

@@ -305,3 +305,36 @@ def test_predict_with_onnx_imports_neither_torch_pandas_nor_scipy(
     )
     assert result.stdout.strip().splitlines()[-1] == "STATUS=0 HEAVY=", result.stderr
     assert len(read_labels(out)) == 8
+
+
+def test_operating_points_need_validation_positives() -> None:
+    """A label with no validation positives gets no threshold (not a silent 0.5)."""
+    import math
+
+    import numpy as np
+
+    from ichkit.model._report import compute_metrics
+
+    rng = np.random.default_rng(4)
+
+    def split(n: int, epidural: bool) -> tuple[list, list, list]:
+        truth, probs, exams = [], [], []
+        for i in range(n):
+            y = np.zeros((6, 6))
+            if i % 3 == 0:
+                y[2:4, 1 if not epidural or i % 2 else 0] = 1.0
+                y[2:4, 5] = 1.0
+            p = np.clip(0.1 + 0.7 * y + rng.normal(0, 0.05, y.shape), 0.0, 1.0)
+            truth.append(y)
+            probs.append(p)
+            exams.append(p.max(axis=0))
+        return truth, probs, exams
+
+    test = split(30, epidural=True)
+    val = split(30, epidural=False)  # no epidural positives in validation
+    metrics = compute_metrics(*test, val=val, rounds=20)
+    epi = metrics["labels"]["epidural"]["exam_operating_point"]
+    assert math.isnan(epi["threshold"]) and math.isnan(epi["sensitivity"])
+    assert "no positives in the validation split" in epi["note"]
+    iph = metrics["labels"]["intraparenchymal"]["exam_operating_point"]
+    assert 0.0 < iph["threshold"] < 1.0 and iph["sensitivity"] >= 0.9

@@ -205,7 +205,9 @@ def evaluate(
         Path | None,
         typer.Option("--data", help="Dataset folder (default: the one the model was trained on)."),
     ] = None,
-    rounds: Annotated[int, typer.Option("--bootstrap", help="Bootstrap rounds for the CIs.")] = 500,
+    rounds: Annotated[
+        int, typer.Option("--bootstrap", min=0, help="Bootstrap rounds for the CIs.")
+    ] = 500,
     as_json: Annotated[bool, typer.Option("--json", help="Print metrics.json to stdout.")] = False,
 ) -> None:
     """Evaluate a model on a held-out split: challenge metric, AUCs with CIs, plots, HTML.

@@ -189,7 +189,6 @@ def plot_distribution(
     path
         PNG file to write (atomically).
     """
-    import io
 
     import matplotlib
 
@@ -197,7 +196,7 @@ def plot_distribution(
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from ichkit._atomic import atomic_write_bytes
+    from ichkit._atomic import atomic_save_figure
 
     subsets = [s for s in _SUBSET_ORDER if s in set(table["subset"])]
     x = np.arange(len(LABELS))
@@ -230,23 +229,19 @@ def plot_distribution(
     ax.legend(frameon=False, fontsize=8)
     ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
+    atomic_save_figure(fig, path)
     plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
     return Path(path)
 
 
 def _plot_sites(sites: pd.DataFrame, path: Path) -> Path:
-    import io
-
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from ichkit._atomic import atomic_write_bytes
+    from ichkit._atomic import atomic_save_figure
 
     names = sorted(set(sites["site"]))
     subsets = [s for s in _SUBSET_ORDER if s in set(sites["subset"])]
@@ -274,10 +269,8 @@ def _plot_sites(sites: pd.DataFrame, path: Path) -> Path:
     left.set_title("Exams per site")
     right.set_title("Positive exams per site")
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
+    atomic_save_figure(fig, path)
     plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
     return path
 
 

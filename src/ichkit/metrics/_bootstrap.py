@@ -36,6 +36,11 @@ class BootstrapResult:
         ``(low, high)`` of the challenge metric.
     log_loss, auc
         ``{label: (low, high)}``; an AUC interval is NaN when a label has one class.
+    auc_replicates
+        ``{label: count}``: the replicates that drew both classes, from which
+        that label's AUC interval is taken (the others have no AUC). Well below
+        ``n_boot`` means a label with very few positives (or negatives), whose
+        interval is then only a rough guide.
     """
 
     n_boot: int
@@ -44,6 +49,7 @@ class BootstrapResult:
     weighted_log_loss: tuple[float, float]
     log_loss: dict[str, tuple[float, float]] = field(default_factory=dict)
     auc: dict[str, tuple[float, float]] = field(default_factory=dict)
+    auc_replicates: dict[str, int] = field(default_factory=dict)
 
 
 def bootstrap_counts(
@@ -128,4 +134,5 @@ def bootstrap_ci(
         weighted_log_loss=_interval(wll_all, confidence),
         log_loss={lab: _interval(ll_all[:, j], confidence) for j, lab in enumerate(LABELS)},
         auc={lab: _interval(auc_all[:, j], confidence) for j, lab in enumerate(LABELS)},
+        auc_replicates={lab: int(np.isfinite(auc_all[:, j]).sum()) for j, lab in enumerate(LABELS)},
     )

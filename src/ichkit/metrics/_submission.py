@@ -64,7 +64,8 @@ class ScoreReport:
         Exam-level AUC per label (exam probability and truth = maximum over its
         images) when an image-to-exam map was given.
     bootstrap, exam_bootstrap
-        Bootstrap intervals (images resampled; exams resampled for exam level).
+        Bootstrap intervals: whole exams resampled when an image-to-exam map
+        was given, single images otherwise; exams resampled for exam level.
     """
 
     weighted_log_loss: float
@@ -101,13 +102,20 @@ class ScoreReport:
                 "seed": boot.seed,
                 "confidence": boot.confidence,
                 "weighted_log_loss": _pair(boot.weighted_log_loss),
+                "resampled": "exams" if self.exam_auc is not None else "images",
                 "per_label": {
-                    lab: {"log_loss": _pair(boot.log_loss[lab]), "auc": _pair(boot.auc[lab])}
+                    lab: {
+                        "log_loss": _pair(boot.log_loss[lab]),
+                        "auc": _pair(boot.auc[lab]),
+                        "auc_replicates": boot.auc_replicates.get(lab),
+                    }
                     for lab in LABELS
                 },
             }
             if self.exam_bootstrap is not None:
-                ci["exam_auc"] = {lab: _pair(self.exam_bootstrap.auc[lab]) for lab in LABELS}
+                exam_boot = self.exam_bootstrap
+                ci["exam_auc"] = {lab: _pair(exam_boot.auc[lab]) for lab in LABELS}
+                ci["exam_auc_replicates"] = dict(exam_boot.auc_replicates)
             out["bootstrap"] = ci
         return out
 
@@ -370,6 +378,8 @@ def score(
         (images, 6) arrays in :data:`~ichkit.labels.LABELS` order.
     exam_codes
         Optional (images,) int exam codes ``0 .. exams - 1`` for exam-level AUC.
+        With them the bootstrap resamples whole exams (an exam's images are
+        correlated); without them it resamples single images.
     n_boot
         Bootstrap replicates for confidence intervals (0: none).
     seed, confidence
@@ -384,7 +394,7 @@ def score(
         "auc": per_label_auc(true, pred),
         "n_images": int(true.shape[0]),
     }
-    exam_true = exam_pred = None
+    exam_true = exam_pred = codes = None
     if exam_codes is not None:
         codes = np.asarray(exam_codes, dtype=np.int64)
         exam_true, exam_pred = exam_max(true, codes), exam_max(pred, codes)
@@ -392,7 +402,7 @@ def score(
         report["n_exams"] = int(exam_true.shape[0])
     if n_boot > 0:
         report["bootstrap"] = bootstrap_ci(
-            true, pred, n_boot=n_boot, seed=seed, confidence=confidence
+            true, pred, n_boot=n_boot, seed=seed, confidence=confidence, groups=codes
         )
         if exam_true is not None and exam_pred is not None:
             report["exam_bootstrap"] = bootstrap_ci(

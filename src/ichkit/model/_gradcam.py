@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ichkit._atomic import atomic_save_figure
 from ichkit.errors import ModelError
 from ichkit.model._preprocess import CropBox, preprocess_volume
 from ichkit.model._slabs import slab_mean
@@ -206,8 +207,7 @@ def _overlay(
     ax.set_title(title, fontsize=8)
     ax.axis("off")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    atomic_save_figure(fig, path)
     plt.close(fig)
 
 

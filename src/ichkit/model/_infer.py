@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ichkit.errors import ConfigError, ModelError
-from ichkit.labels import LABELS, image_id
+from ichkit.labels import LABELS, PROBABILITY_FORMAT, image_id
 from ichkit.model._checkpoint import model_crop
 from ichkit.model._preprocess import CropBox, preprocess_volume
 from ichkit.model._slabs import Slabs, slab_index, slab_mean
@@ -412,7 +412,9 @@ def predict_studies(
     out = Path(out_csv)
     # written without pandas, whose import would cost a cold `ichkit predict` a few tenths
     # of a second (benchmarks/RESULTS.md, Inference)
-    write_label_matrix(out, list(rows), table.reshape(len(rows), len(LABELS)), float_format="%.6g")
+    write_label_matrix(
+        out, list(rows), table.reshape(len(rows), len(LABELS)), float_format=PROBABILITY_FORMAT
+    )
     heat_summary = None
     if heatmaps is not None:
         from ichkit.model._gradcam import write_heatmaps

@@ -67,12 +67,12 @@ def bootstrap_ci(
 def threshold_for_sensitivity(truth: npt.ArrayLike, score: npt.ArrayLike, target: float) -> float:
     """The highest threshold whose sensitivity on (truth, score) is at least ``target``.
 
-    Returns 0.5 when there are no positives.
+    Returns NaN when there are no positives: no threshold can be chosen.
     """
     y = np.asarray(truth, dtype=np.float64) > 0.5
     s = np.asarray(score, dtype=np.float64)
     pos = np.sort(s[y])[::-1]
     if pos.size == 0:
-        return 0.5
+        return math.nan
     k = max(1, math.ceil(target * pos.size))
     return float(pos[k - 1])

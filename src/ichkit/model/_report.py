@@ -28,7 +28,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ichkit.labels import LABELS, image_id
+from ichkit._atomic import atomic_save_figure
+from ichkit.labels import LABELS, PROBABILITY_FORMAT, image_id
 from ichkit.model._metrics import auc, bootstrap_ci, threshold_for_sensitivity, weighted_log_loss
 
 __all__ = ["EvaluationResult", "evaluate_model"]
@@ -51,15 +52,25 @@ class EvaluationResult:
 
 
 def _spec_sens(y: F64, s: F64, thr: float) -> tuple[float, float]:
+    if math.isnan(thr):
+        return math.nan, math.nan
     pos, neg = y > 0.5, y <= 0.5
     sens = float((s[pos] >= thr).mean()) if pos.any() else math.nan
     spec = float((s[neg] < thr).mean()) if neg.any() else math.nan
     return sens, spec
 
 
+def _rate_at(scores: F64, thr: float) -> float:
+    """Fraction of ``scores`` at or above ``thr`` (NaN when none or no threshold)."""
+    if scores.size == 0 or math.isnan(thr):
+        return math.nan
+    return float((scores >= thr).mean())
+
+
 def _clean(x: Any) -> Any:
     if isinstance(x, float):
-        return None if math.isnan(x) else round(x, 6)
+        # nine significant digits: a threshold such as 0.99999994 must stay below 1
+        return None if math.isnan(x) else float(f"{x:.9g}")
     if isinstance(x, dict):
         return {k: _clean(v) for k, v in x.items()}
     if isinstance(x, list | tuple):
@@ -142,6 +153,10 @@ def compute_metrics(
                     "sensitivity": sens,
                     "specificity": spec,
                 }
+                if math.isnan(thr):
+                    entry[f"{level}_operating_point"]["note"] = (
+                        "no positives in the validation split: no threshold chosen"
+                    )
         per_label[lab] = entry
     out["labels"] = per_label
     return out
@@ -168,7 +183,7 @@ def _plots(out: Path, yi: F64, pi: F64, ye: F64, pe: F64, title: str) -> dict[st
         ax.legend(fontsize=7, loc="lower right")
         fig.tight_layout()
         name = f"roc_{level}.png"
-        fig.savefig(out / name)
+        atomic_save_figure(fig, out / name)
         plt.close(fig)
         files[f"roc_{level}"] = name
     fig, ax = plt.subplots(figsize=(5.5, 5), dpi=100)
@@ -188,7 +203,7 @@ def _plots(out: Path, yi: F64, pi: F64, ye: F64, pe: F64, title: str) -> dict[st
     ax.set_title(f"{title}: calibration (bins with ≥ 5 images)", fontsize=9)
     ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
-    fig.savefig(out / "calibration.png")
+    atomic_save_figure(fig, out / "calibration.png")
     plt.close(fig)
     files["calibration"] = "calibration.png"
     return files
@@ -393,29 +408,31 @@ def evaluate_model(
         neg = yi[:, -1] < 0.5
         has = np.array([i in mimics for i in ids]) & neg
         other = neg & ~has
-        thr = metrics["labels"]["any"].get("image_operating_point", {}).get("threshold", 0.5)
+        thr = metrics["labels"]["any"].get("image_operating_point", {}).get("threshold")
+        if thr is None or math.isnan(thr):
+            thr = math.nan  # no validation threshold: no false-positive rate either
         metrics["mimics"] = {
             "images": int(has.sum()),
             "mean_any": float(pi[has, -1].mean()) if has.any() else math.nan,
             "mean_any_other_negatives": float(pi[other, -1].mean()) if other.any() else math.nan,
-            "false_positive_rate": float((pi[has, -1] >= thr).mean()) if has.any() else math.nan,
-            "false_positive_rate_other_negatives": float((pi[other, -1] >= thr).mean())
-            if other.any()
-            else math.nan,
+            "false_positive_rate": _rate_at(pi[has, -1], thr),
+            "false_positive_rate_other_negatives": _rate_at(pi[other, -1], thr),
             "threshold": thr,
         }
     index = pd.Index(ids, name="image_id")
     write_labels(
         report / "preds.csv",
         pd.DataFrame(pi, index=index, columns=list(LABELS)),
-        float_format="%.6g",
+        float_format=PROBABILITY_FORMAT,
     )
     write_labels(report / "truth.csv", pd.DataFrame(yi, index=index, columns=list(LABELS)))
     exam_table = pd.DataFrame(pe, columns=list(LABELS))
     exam_table.insert(0, "series_instance_uid", [ex.series.series_instance_uid for ex in examples])
     for j, lab in enumerate(LABELS):
         exam_table[f"true_{lab}"] = ye[:, j].astype(int)
-    atomic_write_text(report / "exams.csv", exam_table.to_csv(index=False, float_format="%.6g"))
+    atomic_write_text(
+        report / "exams.csv", exam_table.to_csv(index=False, float_format=PROBABILITY_FORMAT)
+    )
     title = f"ichkit evaluation — {ckpt.parent.name}/{ckpt.name}"
     plots = _plots(report, yi, pi, ye, pe, title)
     metrics["plots"] = plots

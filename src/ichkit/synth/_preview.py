@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ichkit._atomic import atomic_save_figure
 from ichkit.labels import SUBTYPES
 from ichkit.synth._config import SynthConfig
 from ichkit.synth._generate import ExamPlan
@@ -85,7 +86,7 @@ def write_preview(
         ax.axis("off")
     fig.tight_layout()
     path = out / "preview.png"
-    fig.savefig(path, facecolor="black", metadata={"Software": None})
+    atomic_save_figure(fig, path, facecolor="black", metadata={"Software": None})
     return path
 
 
