@@ -65,3 +65,51 @@ def test_each_crop_has_its_own_cache_folder(tiny_dataset: Any, tmp_path: Any) ->
     again = build_cache(series, tmp_path, size=32, crop="fit")  # read back, not rebuilt
     assert [c.box for c in again] == [c.box for c in fit]
     assert [c.path.stat().st_mtime_ns for c in again] == stamps
+
+
+def test_a_series_written_again_is_rebuilt(tiny_dataset: Any, tmp_path: Any) -> None:
+    """Same names and UIDs, new pixels (a dataset generated again): not the old volume."""
+    import csv
+    import json
+    import os
+    import shutil
+
+    import numpy as np
+    import pydicom
+
+    from ichkit.model._cache import build_cache, cache_folder
+    from ichkit.model._data import discover_series, find_layout
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_dataset, data)
+    rows = list(csv.DictReader((data / "truth.csv").read_text().splitlines()))
+    labelled = {r["ID"].rsplit("_", 1)[0][3:] for r in rows}
+    index = tmp_path / "index.json"
+    (series,) = discover_series(find_layout(data), labelled, index_file=index)[:1]
+    (first,) = build_cache([series], tmp_path / "c", size=32)
+    before = np.array(first.load())
+    for path in series.files:  # the same files, written again with other pixels
+        ds = pydicom.dcmread(path)
+        ds.PixelData = (ds.pixel_array + 40).astype(ds.pixel_array.dtype).tobytes()
+        ds.save_as(path)
+        st = os.stat(path)
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    (again,) = discover_series(find_layout(data), labelled, index_file=index)[:1]
+    assert again == series
+    (second,) = build_cache([again], tmp_path / "c", size=32)
+    assert second.source != first.source
+    assert (np.array(second.load()) != before).any()
+    # an older ichkit's sidecar (no fingerprint) is reused only for this series' images
+    meta = cache_folder(tmp_path / "c", 32) / f"{series.key}.json"
+    old = json.loads(meta.read_text())
+    del old["source"]
+    meta.write_text(json.dumps(old))
+    stamp = second.path.stat().st_mtime_ns
+    build_cache([again], tmp_path / "c", size=32)
+    assert second.path.stat().st_mtime_ns == stamp  # reused
+    old["sop_instance_uids"] = ["9.9.9", *old["sop_instance_uids"][1:]]
+    meta.write_text(json.dumps(old))
+    (third,) = build_cache([again], tmp_path / "c", size=32)
+    assert third.source is not None and list(third.sop_instance_uids) == list(
+        series.sop_instance_uids
+    )

@@ -4,14 +4,17 @@ Training reads every series once per epoch; decoding DICOM each time (pydicom,
 HU conversion, head crop, resize) costs far more than the network on small
 inputs. The cache stores, per series, the int16 HU volume at the input size
 (``<cache>/v1-<size>px/<key>.npy``, opened memory-mapped) and a JSON sidecar
-(UIDs, crop box, slice spacing and positions). Windows are applied by the
-model, so one cache serves every window set; a different input size or head
+(UIDs, crop box, slice spacing and positions, and a fingerprint of the source
+files' names, sizes and times, so that a series written again is rebuilt).
+Windows are applied by the model, so one cache serves every window set; a
+different input size or head
 crop gets its own folder (``v1-<size>px-fit`` for the ``fit`` crop). Series are built in
 parallel worker processes; a series already cached is not rebuilt.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -28,7 +31,7 @@ import numpy.typing as npt
 from ichkit.model._data import SeriesFiles
 from ichkit.model._preprocess import CropBox, preprocess_volume
 
-__all__ = ["CACHE_VERSION", "CachedSeries", "build_cache", "cache_folder"]
+__all__ = ["CACHE_VERSION", "CachedSeries", "build_cache", "cache_folder", "source_fingerprint"]
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +63,10 @@ class CachedSeries:
     positions
         Each slice's position along the slice normal (mm), in the volume's
         order; None when unknown or not recorded (an older ichkit's sidecar).
+    source
+        :func:`source_fingerprint` of the files the entry was built from (None
+        in an older ichkit's sidecar): a series whose files have changed since
+        (same names, new content, e.g. a dataset generated again) is rebuilt.
     """
 
     key: str
@@ -71,6 +78,7 @@ class CachedSeries:
     box: CropBox
     slice_mm: float = math.nan
     positions: tuple[float, ...] | None = None
+    source: str | None = None
 
     def slice_positions(self) -> npt.NDArray[np.float64] | None:
         """The slices' positions along the normal (mm), or None when unknown.
@@ -93,6 +101,29 @@ class CachedSeries:
         """The volume, memory-mapped (read-only) by default."""
         arr: npt.NDArray[np.int16] = np.load(self.path, mmap_mode="r" if mmap else None)
         return arr
+
+
+def source_fingerprint(files: Sequence[str | os.PathLike[str]]) -> str:
+    """A digest of the files' names, sizes and modification times (no content is read).
+
+    Moving a dataset keeps it (names, sizes and times travel with ``mv``,
+    ``cp -p`` and ``rsync -a``); writing a file again changes it.
+    """
+    h = hashlib.sha1()
+    for p in files:
+        st = os.stat(p)
+        h.update(f"{os.path.basename(p)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def _reusable(cached: CachedSeries | None, series: SeriesFiles) -> bool:
+    """Whether a cache entry was built from these very files."""
+    if cached is None or cached.series_instance_uid != series.series_instance_uid:
+        return False
+    if cached.source is not None:
+        return cached.source == source_fingerprint(series.files)
+    # an older sidecar: at least its images must be this series' images
+    return set(cached.sop_instance_uids) <= set(series.sop_instance_uids)
 
 
 def cache_folder(cache_dir: str | os.PathLike[str], size: int, crop: str = "square") -> Path:
@@ -124,6 +155,7 @@ def _read_meta(folder: Path, key: str) -> CachedSeries | None:
             positions=tuple(float(x) for x in d["positions"])
             if d.get("positions") is not None
             else None,
+            source=d.get("source"),
         )
     except (OSError, ValueError, KeyError, TypeError) as err:
         logger.warning("%s: unreadable cache entry, rebuilding: %s", meta, err)
@@ -136,6 +168,7 @@ def _build_one(job: tuple[SeriesFiles, str, int, str]) -> CachedSeries:
 
     series, folder_text, size, crop = job
     folder = Path(folder_text)
+    source = source_fingerprint(series.files)  # before reading: a later change rebuilds
     loaded = load_series(list(series.files), series_instance_uid=series.series_instance_uid)
     volume, box = preprocess_volume(loaded.hu, size=size, crop=crop)
     slice_mm = float(loaded.spacing[0])
@@ -153,6 +186,7 @@ def _build_one(job: tuple[SeriesFiles, str, int, str]) -> CachedSeries:
         "findings": [str(f) for f in loaded.findings],
         "slice_mm": slice_mm if math.isfinite(slice_mm) else None,
         "positions": None if positions is None else list(positions),
+        "source": source,
     }
     atomic_write_text(_meta_path(folder, series.key), json.dumps(meta))
     return CachedSeries(
@@ -165,6 +199,7 @@ def _build_one(job: tuple[SeriesFiles, str, int, str]) -> CachedSeries:
         box=box,
         slice_mm=slice_mm,
         positions=positions,
+        source=source,
     )
 
 
@@ -221,7 +256,7 @@ def build_cache(
     todo: list[SeriesFiles] = []
     for s in series:
         cached = _read_meta(folder, s.key)
-        if cached is not None and cached.series_instance_uid == s.series_instance_uid:
+        if cached is not None and _reusable(cached, s):
             out[s.key] = cached
             if on_done is not None:
                 on_done(cached)

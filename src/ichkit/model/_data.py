@@ -176,10 +176,12 @@ class SeriesFiles:
 
 
 def _files_digest(files: Sequence[Path]) -> str:
+    """The file list with sizes and modification times: a file written again changes it."""
     h = hashlib.sha1()
     for p in files:
+        st = os.stat(p)
         h.update(os.fspath(p).encode())
-        h.update(b"\0")
+        h.update(f"\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
     return h.hexdigest()
 
 
