@@ -312,6 +312,9 @@ def predict(
     preds.csv holds six rows per image (valid input to ichkit score); exams.json holds
     per-exam probabilities and the top slices. A thin-slice series (e.g. 0.625 mm) is
     read as thick slabs like the slices the model was trained on (e.g. 5 mm).
+    Dose reports, scouts, localizers and coronal/sagittal reformats are skipped;
+    a study or CT series that cannot be read is reported and the rest is still
+    predicted (exit status 3).
     """
     from ichkit.model._infer import predict_studies
 
@@ -342,6 +345,29 @@ def predict(
             f"heatmap peak inside the lesion: {pl['peaks_inside']} of "
             f"{pl['slices_with_lesion']} slices; within 5 mm of it: {pl['peaks_within_5_mm']}"
         )
+    left_out = sum(len(s.left_out) for s in result.series)
+    if left_out:
+        typer.echo(
+            f"{left_out} image(s) left out of their series' volume (duplicate positions, odd "
+            "sizes, unreadable pixels) got the nearest kept slice's rows (exams.json: "
+            "images_left_out)"
+        )
+    if result.skipped:
+        typer.echo(
+            f"{len(result.skipped)} file(s) or series skipped (not axial CT stacks, or not "
+            "readable as DICOM): exams.json lists them with reasons"
+        )
+    if result.failed:
+        for problem in result.failed:
+            uid = problem.get("series_instance_uid")
+            where = problem["path"] + (f": series {uid}" if uid else "")
+            typer.echo(f"not predicted: {where}: {problem['reason']}", err=True)
+        typer.echo(
+            f"{len(result.failed)} stud(ies) or series could not be predicted; the rest was "
+            "written (exams.json: failed)",
+            err=True,
+        )
+        raise typer.Exit(3)
 
 
 @app.command("export-onnx")

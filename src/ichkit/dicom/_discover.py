@@ -71,6 +71,9 @@ class SeriesRecord:
         The kept files, ordered along the slice normal.
     n_files
         Number of files of this SeriesInstanceUID, kept or not.
+    left_out
+        The files of this SeriesInstanceUID that were not kept (duplicate
+        positions, odd sizes or orientations, no position), named in ``findings``.
     """
 
     patient_id: str
@@ -83,6 +86,7 @@ class SeriesRecord:
     findings: list[Finding] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
     n_files: int = 0
+    left_out: list[Path] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
         """A JSON-ready dict (paths as strings, NaN spacing as None)."""
@@ -181,6 +185,7 @@ def _record(uid: str, headers: list[SliceHeader]) -> SeriesRecord:
             )
         )
     first = kept[0] if kept else headers[0]
+    kept_ids = {id(h) for h in kept}
     return SeriesRecord(
         patient_id=first.patient_id,
         study_instance_uid=first.study_instance_uid,
@@ -192,6 +197,7 @@ def _record(uid: str, headers: list[SliceHeader]) -> SeriesRecord:
         findings=findings,
         files=[h.path for h in kept],
         n_files=len(headers),
+        left_out=[h.path for h in headers if id(h) not in kept_ids],
     )
 
 

@@ -29,7 +29,7 @@ from ichkit.errors import ModelError
 from ichkit.model._preprocess import CropBox, preprocess_volume
 from ichkit.model._slabs import slab_mean
 
-__all__ = ["gradcam", "intracranial_mask", "to_original", "write_heatmaps"]
+__all__ = ["HeatmapWriter", "gradcam", "intracranial_mask", "to_original", "write_heatmaps"]
 
 logger = logging.getLogger(__name__)
 
@@ -211,48 +211,72 @@ def _overlay(
     plt.close(fig)
 
 
-def write_heatmaps(
-    predictor: Any,
-    results: Sequence[Any],
-    volumes: Mapping[str, Any],
-    out: Path,
-    *,
-    masks: Path | None = None,
-    threshold: float = 0.5,
-) -> dict[str, Any]:
-    """Write overlays of positive slices; return a summary (peak-in-lesion rate with masks)."""
-    from scipy import ndimage
+class HeatmapWriter:
+    """Writes the overlays of positive slices series by series, as they are predicted.
 
-    from ichkit.model._infer import TorchPredictor
+    Built before any inference, so that a missing checkpoint fails at once; each
+    series' volume is needed only while :meth:`add` runs (a batch of studies never
+    holds more than one series in memory for it).
 
-    model_path = Path(predictor.path)
-    if not isinstance(predictor, TorchPredictor):
-        ckpt = model_path.with_name("best.ckpt")
-        if not ckpt.is_file():
-            raise ModelError(
-                "--heatmaps needs the PyTorch checkpoint (Grad-CAM uses gradients); "
-                f"none found beside the ONNX model (looked for {ckpt})",
-                path=model_path,
-                field="--heatmaps",
+    Parameters
+    ----------
+    predictor
+        The predictor of ``ichkit predict``; an ONNX one uses the ``best.ckpt``
+        beside it (Grad-CAM needs gradients), which must be the same model.
+    out
+        Folder of the PNGs (``<SeriesInstanceUID>/<index>_<SOPInstanceUID>.png``).
+    masks
+        Folder of synthetic lesion masks (``<SeriesInstanceUID>.npz``) to score
+        the peaks against.
+    threshold
+        ``any`` probability from which a slice gets a heatmap.
+
+    Raises
+    ------
+    ModelError
+        An ONNX model has no ``best.ckpt`` beside it.
+    CheckpointMismatchError
+        That ``best.ckpt`` is not the model the ONNX file was exported from.
+    """
+
+    def __init__(
+        self, predictor: Any, out: Path, *, masks: Path | None = None, threshold: float = 0.5
+    ) -> None:
+        from ichkit.model._infer import TorchPredictor
+
+        model_path = Path(predictor.path)
+        if not isinstance(predictor, TorchPredictor):
+            ckpt = model_path.with_name("best.ckpt")
+            if not ckpt.is_file():
+                raise ModelError(
+                    "--heatmaps needs the PyTorch checkpoint (Grad-CAM uses gradients); "
+                    f"none found beside the ONNX model (looked for {ckpt})",
+                    path=model_path,
+                    field="--heatmaps",
+                )
+            self.torch_predictor = TorchPredictor(
+                ckpt, windows=predictor.meta["windows"], input_size=predictor.input_size
             )
-        torch_predictor = TorchPredictor(
-            ckpt, windows=predictor.meta["windows"], input_size=predictor.input_size
-        )
-    else:
-        torch_predictor = predictor
-    model = torch_predictor.model  # Grad-CAM runs where the predictor's model is
-    written, hits, near, scored = 0, 0, 0, 0
-    per_image: list[dict[str, Any]] = []
-    for pred in results:
-        positive = [int(i) for i in np.flatnonzero(pred.image_probs[:, -1] >= threshold)]
+            _check_same_model(predictor.meta, self.torch_predictor.meta, ckpt)
+        else:
+            self.torch_predictor = predictor
+        self.out, self.masks, self.threshold = out, masks, threshold
+        self.written = self.hits = self.near = self.scored = 0
+        self.per_image: list[dict[str, Any]] = []
+
+    def add(self, pred: Any, series: Any) -> None:
+        """Write the overlays of one predicted series (``series``: its loaded volume)."""
+        from scipy import ndimage
+
+        positive = [int(i) for i in np.flatnonzero(pred.image_probs[:, -1] >= self.threshold)]
         if not positive:
-            continue
-        series = volumes[pred.series_instance_uid]
+            return
+        model = self.torch_predictor.model  # Grad-CAM runs where the predictor's model is
         # a thin series was read as slabs: the model's slice k is slab k, and
         # each positive image shows the map of its slab
         slabs = None if pred.slabs is None else pred.slabs.index
         hu = series.hu if slabs is None else slab_mean(series.hu, slabs)
-        volume, _ = preprocess_volume(hu, size=torch_predictor.input_size, box=pred.box)
+        volume, _ = preprocess_volume(hu, size=self.torch_predictor.input_size, box=pred.box)
         model_slice = [int(slabs[i]) if slabs is not None else i for i in positive]
         wanted = sorted(set(model_slice))
         cam_of = dict(zip(wanted, gradcam(model, volume, wanted), strict=True))
@@ -260,8 +284,8 @@ def write_heatmaps(
         # in-plane pixel size for the peak-to-lesion distance (1 mm when unknown)
         mm = float(np.mean(series.spacing[1:])) if np.isfinite(series.spacing[1]) else 1.0
         lesion = None
-        if masks is not None:
-            mask_file = masks / f"{pred.series_instance_uid}.npz"
+        if self.masks is not None:
+            mask_file = self.masks / f"{pred.series_instance_uid}.npz"
             if mask_file.is_file():
                 lesion = _read_masks(mask_file, pred.sop_instance_uids)
             else:
@@ -281,29 +305,79 @@ def write_heatmaps(
                 if lesion[i].any():
                     dist = float(ndimage.distance_transform_edt(~lesion[i])[r, c]) * mm
                     entry["peak_distance_mm"] = round(dist, 2)
-                    scored += 1
-                    hits += int(inside)
-                    near += int(dist <= _NEAR_MM)
-            name = out / pred.series_instance_uid / f"{i:03d}_{pred.sop_instance_uids[i]}.png"
+                    self.scored += 1
+                    self.hits += int(inside)
+                    self.near += int(dist <= _NEAR_MM)
+            name = self.out / pred.series_instance_uid / f"{i:03d}_{pred.sop_instance_uids[i]}.png"
             _overlay(name, series.hu[i], cam, f"slice {i}  any={pred.image_probs[i, -1]:.2f}")
             entry["png"] = os.fspath(name)
-            per_image.append(entry)
-            written += 1
-    summary: dict[str, Any] = {
-        "folder": os.fspath(out),
-        "threshold": threshold,
-        "written": written,
-        "images": per_image,
-    }
-    if masks is not None:
-        summary["peak_in_lesion"] = {
-            "slices_with_lesion": scored,
-            "peaks_inside": hits,
-            f"peaks_within_{_NEAR_MM:g}_mm": near,
-            "rate": (hits / scored) if scored else None,
+            self.per_image.append(entry)
+            self.written += 1
+
+    def summary(self) -> dict[str, Any]:
+        """What was written (and, with masks, how often the peak fell in the lesion)."""
+        summary: dict[str, Any] = {
+            "folder": os.fspath(self.out),
+            "threshold": self.threshold,
+            "written": self.written,
+            "images": self.per_image,
         }
-        logger.info(
-            "heatmap peak inside the lesion on %d of %d positive lesion slices", hits, scored
-        )
-    logger.info("wrote %d heatmap(s) to %s", written, out)
-    return summary
+        if self.masks is not None:
+            summary["peak_in_lesion"] = {
+                "slices_with_lesion": self.scored,
+                "peaks_inside": self.hits,
+                f"peaks_within_{_NEAR_MM:g}_mm": self.near,
+                "rate": (self.hits / self.scored) if self.scored else None,
+            }
+            logger.info(
+                "heatmap peak inside the lesion on %d of %d positive lesion slices",
+                self.hits,
+                self.scored,
+            )
+        logger.info("wrote %d heatmap(s) to %s", self.written, self.out)
+        return summary
+
+
+def _check_same_model(onnx_meta: dict[str, Any], ckpt_meta: dict[str, Any], ckpt: Path) -> None:
+    """Raise unless the checkpoint is the one the ONNX file was exported from."""
+    import json
+
+    from ichkit.errors import CheckpointMismatchError
+
+    for key in ("epoch", "config"):
+        if key not in onnx_meta:
+            continue  # an ONNX file of an older ichkit: nothing to compare
+        mine = json.loads(json.dumps(ckpt_meta.get(key)))
+        if onnx_meta[key] != mine:
+            if key == "config" and isinstance(mine, dict):
+                diff = sorted(k for k in mine if onnx_meta[key].get(k) != mine[k])
+                detail = f"config differs in {diff[:5]}"
+            else:
+                detail = f"ONNX epoch {onnx_meta[key]!r}, checkpoint epoch {mine!r}"
+            raise CheckpointMismatchError(
+                f"--heatmaps: the checkpoint beside the ONNX model is not the model it was "
+                f"exported from ({detail}); export it again (ichkit export-onnx) or pass the "
+                "checkpoint as --model",
+                path=ckpt,
+                field=key,
+            )
+
+
+def write_heatmaps(
+    predictor: Any,
+    results: Sequence[Any],
+    volumes: Mapping[str, Any],
+    out: Path,
+    *,
+    masks: Path | None = None,
+    threshold: float = 0.5,
+) -> dict[str, Any]:
+    """Write overlays of positive slices; return a summary (peak-in-lesion rate with masks).
+
+    :class:`HeatmapWriter` over ``results`` (``volumes``: each series' loaded
+    volume by SeriesInstanceUID).
+    """
+    writer = HeatmapWriter(predictor, out, masks=masks, threshold=threshold)
+    for pred in results:
+        writer.add(pred, volumes[pred.series_instance_uid])
+    return writer.summary()

@@ -53,6 +53,14 @@ _MIN_SLICES = 3
 _THIN_WARN_MM = 3.0
 
 
+def _usable_cpus() -> int:
+    """CPUs this process may run on (its affinity, e.g. a container's share), else all."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
 def _sigmoid(x: npt.NDArray[np.floating]) -> F64:
     return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))
 
@@ -136,7 +144,7 @@ class OnnxPredictor:
 
         self.path = Path(path)
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or (os.cpu_count() or 1)
+        options.intra_op_num_threads = threads or _usable_cpus()
         options.log_severity_level = 3
         try:
             self.session = ort.InferenceSession(
@@ -215,6 +223,13 @@ class SeriesPrediction:
     #: How the images were grouped into slabs when the series was read as
     #: thick slabs (:class:`ichkit.model._slabs.Slabs`), else None.
     slabs: Slabs | None = None
+    #: Images of the series that the volume left out (duplicate positions, odd
+    #: sizes, unreadable pixels, ...): ``{"sop_instance_uid", "file",
+    #: "probabilities_from"}``. preds.csv still gives each one rows (those of
+    #: the nearest kept slice, or the series' mean image), as a submission needs.
+    left_out: list[dict[str, Any]] = field(default_factory=list)
+    #: Their probabilities, (len(left_out), 6).
+    left_out_probs: F64 = field(default_factory=lambda: np.zeros((0, len(LABELS))))
 
     def top_slices(self, k: int = 5) -> list[dict[str, Any]]:
         """The k slices with the highest ``any`` probability.
@@ -300,29 +315,125 @@ class PredictResult:
     series: list[SeriesPrediction]
     seconds: float
     heatmaps: dict[str, Any] | None = None
+    #: Files and series not predicted by design (unreadable files, dose reports,
+    #: scouts, reformats): ``{"path", "series_instance_uid"?, "reason"}``.
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    #: Studies and CT series that should have been predicted but could not be
+    #: (``ichkit predict`` exits with status 3 when there are any).
+    failed: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _image_series(study: Path) -> list[tuple[str, list[Path]]]:
+#: A series whose slice normal is further than this from the patient's
+#: head-foot axis is a reformat (coronal, sagittal), not an axial stack; 45
+#: degrees leaves every real gantry tilt (up to ~30 degrees) axial.
+_MIN_AXIAL_COSINE = math.cos(math.radians(45.0))
+
+
+def _image_series(
+    study: Path,
+) -> tuple[list[tuple[str, list[Path], list[Path]]], list[dict[str, Any]]]:
+    """The CT stacks of a study folder (uid, kept files, left-out files), and what was skipped."""
     from ichkit.dicom import scan_series
 
     scan = scan_series(study)
+    skipped: list[dict[str, Any]] = []
     for bad in scan.unreadable:
         logger.warning("skipped: %s", bad.reason)
+        skipped.append({"path": os.fspath(bad.path), "reason": bad.reason})
     out = []
     for record in scan.series:
         # The model reads axial CT stacks: dose reports (SC/OT), scouts and
         # other one- or two-image series get no predictions (logged).
         if (record.modality and record.modality != "CT") or record.n_slices < _MIN_SLICES:
-            logger.info(
-                "%s: series %s skipped (modality %s, %d image(s)): not an axial CT stack",
-                study,
-                record.series_instance_uid,
-                record.modality or "?",
-                record.n_slices,
+            reason = (
+                f"not an axial CT stack (modality {record.modality or '?'}, "
+                f"{record.n_slices} image(s))"
+            )
+            logger.info("%s: series %s skipped: %s", study, record.series_instance_uid, reason)
+            skipped.append(
+                {
+                    "path": os.fspath(study),
+                    "series_instance_uid": record.series_instance_uid,
+                    "reason": reason,
+                }
             )
             continue
-        out.append((record.series_instance_uid, list(record.files)))
-    return out
+        out.append((record.series_instance_uid, list(record.files), list(record.left_out)))
+    return out, skipped
+
+
+def _not_axial(series: Any) -> str | None:
+    """Why a loaded series is not an axial stack the model can read (None: it is)."""
+    image_type = tuple(t.upper() for t in (series.headers[0].image_type or ()))
+    if "LOCALIZER" in image_type:
+        return "a localizer (ImageType " + "\\".join(image_type) + ")"
+    normal = series.normal
+    if normal is not None and abs(float(np.asarray(normal)[2])) < _MIN_AXIAL_COSINE:
+        cosines = ", ".join(f"{v:.2f}" for v in np.asarray(normal))
+        return (
+            f"not axial: slice normal ({cosines}) is more than 45 degrees from the "
+            "head-foot axis (a coronal or sagittal reformat)"
+        )
+    return None
+
+
+def _left_out_images(
+    series: Any, given: Sequence[Path], image_probs: F64
+) -> tuple[list[dict[str, Any]], F64]:
+    """Rows for the images of a series that its volume left out.
+
+    Each gets the prediction of the kept slice nearest to its position along
+    the slice normal (a duplicate position: the slice kept there); without a
+    usable position (none, or another orientation), the series' mean image.
+    Files whose header cannot be read have no SOPInstanceUID and get no rows.
+    """
+    from ichkit.dicom import read_header
+    from ichkit.errors import DicomError
+
+    kept = {Path(p) for p in series.paths}
+    known = set(series.sop_instance_uids)
+    normal = None if series.normal is None else np.asarray(series.normal, dtype=np.float64)
+    positions = np.asarray(series.positions, dtype=np.float64)
+    iop = series.image_orientation_patient
+    entries: list[dict[str, Any]] = []
+    probs: list[F64] = []
+    for path in given:
+        if Path(path) in kept:
+            continue
+        try:
+            header = read_header(path)
+        except DicomError as err:
+            logger.warning("left out, no rows: %s", err)
+            continue
+        uid = header.sop_instance_uid
+        if not uid or uid in known:
+            continue  # a second copy of an image that has its rows
+        known.add(uid)
+        source = "series mean"
+        p = image_probs.mean(axis=0)
+        ipp, own = header.image_position_patient, header.image_orientation_patient
+        same_plane = (
+            own is not None
+            and iop is not None
+            and max(abs(a - b) for a, b in zip(own, iop, strict=True)) < 0.01
+        )
+        if normal is not None and ipp is not None and same_plane and np.isfinite(positions).any():
+            where = float(np.dot(np.asarray(ipp, dtype=np.float64), normal))
+            k = int(np.nanargmin(np.abs(positions - where)))
+            p, source = image_probs[k], f"slice {k}"
+        entries.append(
+            {"sop_instance_uid": uid, "file": os.fspath(path), "probabilities_from": source}
+        )
+        probs.append(np.asarray(p, dtype=np.float64))
+    if entries:
+        logger.warning(
+            "series %s: %d image(s) left out of the volume get the rows of the nearest kept "
+            "slice (exams.json: images_left_out)",
+            series.series_instance_uid,
+            len(entries),
+        )
+    table = np.stack(probs) if probs else np.zeros((0, len(LABELS)))
+    return entries, table
 
 
 def predict_studies(
@@ -365,12 +476,19 @@ def predict_studies(
         its slab's prediction. None = the training slice spacing the model
         records (models that record none read every series as it is); 0 = never.
 
+    A batch goes on past a bad study or series: a study folder with no
+    readable axial CT series, or a CT series none of whose files has readable
+    pixels, is listed in :attr:`PredictResult.failed` (and ``exams.json``);
+    reports, scouts, reformats and unreadable files in :attr:`PredictResult.skipped`.
+
     Raises
     ------
     ModelError
-        A study folder is missing or holds no DICOM series.
+        A study folder is missing (checked before any work), or no series of
+        any study could be predicted.
     """
     from ichkit.dicom import load_series
+    from ichkit.errors import IchkitError
     from ichkit.labels import write_label_matrix
 
     t0 = time.perf_counter()
@@ -380,34 +498,81 @@ def predict_studies(
             field="--slab-mm",
             value=slab_mm,
         )
+    studies = [Path(s) for s in study_dirs]
+    missing = [s for s in studies if not s.is_dir()]
+    if missing:  # before any work: a mistyped name must not cost the rest of the batch
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise ModelError(f"study folder not found{more}", path=missing[0], field="STUDY_DIR")
     predictor = load_predictor(model) if isinstance(model, str | os.PathLike) else model
     unrecorded = False
     if slab_mm is None:
         slab_mm = model_slice_mm(predictor.meta)
         unrecorded = slab_mm is None
+    writer = None
+    if heatmaps is not None:
+        from ichkit.model._gradcam import HeatmapWriter
+
+        # built first: a missing or mismatched checkpoint fails before any inference
+        writer = HeatmapWriter(
+            predictor,
+            Path(heatmaps),
+            masks=None if masks is None else Path(masks),
+            threshold=heatmap_threshold,
+        )
     results: list[SeriesPrediction] = []
-    volumes: dict[str, Any] = {}
-    for study_text in study_dirs:
-        study = Path(study_text)
-        if not study.is_dir():
-            raise ModelError("study folder not found", path=study, field="STUDY_DIR")
-        found = _image_series(study)
-        if not found:
-            raise ModelError("no DICOM series found", path=study, field="STUDY_DIR")
-        for uid, files in found:
-            series = load_series(files, series_instance_uid=uid)
+    skipped: list[dict[str, Any]] = []
+    failed: list[dict[str, Any]] = []
+    for study in studies:
+        found, skips = _image_series(study)
+        skipped.extend(skips)
+        predicted = 0
+        for uid, files, left_out in found:
+            where = {"path": os.fspath(study), "series_instance_uid": uid}
+            try:
+                series = load_series(files, series_instance_uid=uid)
+            except IchkitError as err:  # e.g. no file of the series has readable pixels
+                logger.warning("series %s not predicted: %s", uid, err)
+                failed.append({**where, "reason": str(err)})
+                continue
+            reason = _not_axial(series)
+            if reason is not None:
+                logger.info("%s: series %s skipped: %s", study, uid, reason)
+                skipped.append({**where, "reason": reason})
+                continue
             if unrecorded:
                 _warn_thin(series, predictor.path)
             pred = predict_series(predictor, series, study_dir=study, slab_mm=slab_mm or None)
+            pred.left_out, pred.left_out_probs = _left_out_images(
+                series, [*files, *left_out], pred.image_probs
+            )
             results.append(pred)
-            if heatmaps is not None:
-                volumes[uid] = series
+            predicted += 1
+            if writer is not None:
+                writer.add(pred, series)  # the volume is not kept for later
             if on_series is not None:
                 on_series(pred)
+        if not predicted and not any(f["path"] == os.fspath(study) for f in failed):
+            reason = (
+                "no DICOM series found"
+                if not found and not skips
+                else "no axial CT series could be predicted (exams.json: skipped, failed)"
+            )
+            logger.warning("%s: %s", study, reason)
+            failed.append({"path": os.fspath(study), "field": "STUDY_DIR", "reason": reason})
+    if not results:
+        first = failed[0]
+        raise ModelError(
+            f"{first['reason']}"
+            + (f" (and {len(failed) - 1} more problem(s))" if len(failed) > 1 else ""),
+            path=first["path"],
+            field=first.get("field", "STUDY_DIR"),
+        )
     rows: dict[str, F64] = {}
     for pred in results:
         for uid, probs in zip(pred.sop_instance_uids, pred.image_probs, strict=True):
             rows[image_id(uid)] = probs
+        for entry, probs in zip(pred.left_out, pred.left_out_probs, strict=True):
+            rows.setdefault(image_id(entry["sop_instance_uid"]), probs)
     table = np.clip(np.asarray(list(rows.values()), dtype=np.float64), 0.0, 1.0)
     out = Path(out_csv)
     # written without pandas, whose import would cost a cold `ichkit predict` a few tenths
@@ -415,30 +580,19 @@ def predict_studies(
     write_label_matrix(
         out, list(rows), table.reshape(len(rows), len(LABELS)), float_format=PROBABILITY_FORMAT
     )
-    heat_summary = None
-    if heatmaps is not None:
-        from ichkit.model._gradcam import write_heatmaps
-
-        heat_summary = write_heatmaps(
-            predictor,
-            results,
-            volumes,
-            Path(heatmaps),
-            masks=None if masks is None else Path(masks),
-            threshold=heatmap_threshold,
-        )
+    heat_summary = None if writer is None else writer.summary()
     seconds = time.perf_counter() - t0
     exams_json = out.with_name("exams.json")
-    _write_exams_json(exams_json, predictor, results, heat_summary)
+    _write_exams_json(exams_json, predictor, results, heat_summary, skipped, failed)
     logger.info(
         "predicted %d image(s) in %d series of %d stud(ies) in %.2f s: %s",
         len(rows),
         len(results),
-        len(study_dirs),
+        len(studies),
         seconds,
         out,
     )
-    return PredictResult(out, exams_json, results, seconds, heat_summary)
+    return PredictResult(out, exams_json, results, seconds, heat_summary, skipped, failed)
 
 
 def _warn_thin(series: Any, model: Path) -> None:
@@ -463,6 +617,8 @@ def _write_exams_json(
     predictor: Predictor,
     results: Sequence[SeriesPrediction],
     heatmaps: dict[str, Any] | None,
+    skipped: Sequence[dict[str, Any]] = (),
+    failed: Sequence[dict[str, Any]] = (),
 ) -> None:
     from ichkit._atomic import atomic_write_text
 
@@ -497,6 +653,7 @@ def _write_exams_json(
                             if p.slabs is not None
                             else {}
                         ),
+                        **({"images_left_out": p.left_out} if p.left_out else {}),
                     }
                     for p in preds
                 ],
@@ -508,6 +665,8 @@ def _write_exams_json(
         "exam_probability": "per series: the model's exam head; per study: the maximum "
         "over its series",
         "exams": exams,
+        "skipped": list(skipped),
+        "failed": list(failed),
     }
     if heatmaps is not None:
         doc["heatmaps"] = heatmaps
