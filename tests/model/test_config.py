@@ -56,11 +56,35 @@ def test_toml_round_trip(tmp_path: Path) -> None:
         ("tta=rotate", "tta is 'rotate'; expected one of none, lr, flips"),
         ("pool=gem", "pool is 'gem'; expected one of avg, max, avgmax"),
         ("crop=tight", "crop is 'tight'; expected one of square, fit"),
+        ("grad_clip=-1", "grad_clip is -1.0; expected >= 0"),
+        ("grad_clip=nan", "grad_clip is nan; expected a finite number"),
+        ("lr=inf", "lr is inf; expected a finite number"),
+        ("weight_decay=-5", "weight_decay is -5.0; expected >= 0"),
+        ("warmup_fraction=7", "warmup_fraction is 7.0; expected in .0, 1."),
+        ("exam_loss_weight=-1", "exam_loss_weight is -1.0; expected >= 0"),
     ],
 )
 def test_bad_settings_are_named(override: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
         load_config(preset="tiny", overrides=[override])
+
+
+def test_wrong_types_in_a_file_are_named(tmp_path: Path) -> None:
+    f = tmp_path / "t.json"
+    f.write_text('{"epochs": null}')
+    with pytest.raises(ConfigError, match=r"t\.json: epochs: epochs = None is not an integer"):
+        load_config(f)
+    f.write_text('{"windows": 3}')
+    with pytest.raises(ConfigError, match=r"windows = 3 is not a list"):
+        load_config(f)
+
+
+def test_a_config_built_in_python_reads_back(tmp_path: Path) -> None:
+    """A run started with TrainConfig(...) writes preset = "custom"; that file loads."""
+    cfg = TrainConfig(epochs=3, hidden=24, encoder="tiny")
+    f = tmp_path / "config.toml"
+    f.write_text(config_to_toml(cfg))
+    assert load_config(f) == cfg
 
 
 def test_unknown_preset_lists_choices() -> None:

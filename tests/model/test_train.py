@@ -99,6 +99,14 @@ def test_run_folder_and_resume(tiny_dataset: Path, tmp_path: Path) -> None:
             out=tmp_path / "run3",
             resume=out / "last.ckpt",
         )
+    # another architecture is refused before the folder or the cache is made too
+    with pytest.raises(
+        CheckpointMismatchError, match=r"cannot resume: the checkpoint was trained with hidden 16"
+    ):
+        train_model(cfg.replace(epochs=3, hidden=24), out=tmp_path / "run4", resume=out)
+    with pytest.raises(CheckpointMismatchError, match=r"encoder_epochs 0 \(config: 2\)"):
+        train_model(cfg.replace(epochs=3, encoder_epochs=2), out=tmp_path / "run5", resume=out)
+    assert not (tmp_path / "run4").exists() and not (tmp_path / "run5").exists()
 
 
 def test_cli_train_and_bad_setting(

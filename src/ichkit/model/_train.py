@@ -261,7 +261,10 @@ def resolve_precision(setting: str, device: torch.device) -> torch.dtype | None:
     if setting == "fp16":
         return torch.float16
     if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        # native bf16 only (Ampere and later): on a V100 or T4 emulated bf16 is slow,
+        # and fp16 with a GradScaler uses their tensor cores
+        native_bf16 = torch.cuda.is_bf16_supported(including_emulation=False)
+        return torch.bfloat16 if native_bf16 else torch.float16
     # On CPUs without native bf16 (AVX2-only) autocast is slower than fp32.
     native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     return torch.bfloat16 if native else None
@@ -592,7 +595,14 @@ def _write_metrics_row(path: Path, row: dict[str, float]) -> None:
         writer.writerow({k: row.get(k, math.nan) for k in METRIC_COLUMNS})
 
 
-def _resume_state(resume: Path, cfg: TrainConfig) -> dict[str, Any]:
+#: Settings that shape the network's weights or the optimiser's parameter groups:
+#: a checkpoint can only be resumed by a config that agrees on them.
+_ARCHITECTURE = ("encoder", "context", "hidden", "pool", "norm", "sequence")
+
+
+def _resume_state(resume: Path, cfg: TrainConfig, model: torch.nn.Module) -> dict[str, Any]:
+    from ichkit.errors import CheckpointMismatchError
+
     path = resume / "last.ckpt" if resume.is_dir() else resume
     payload = load_checkpoint(path)
     meta = model_meta(cfg)
@@ -611,6 +621,28 @@ def _resume_state(resume: Path, cfg: TrainConfig) -> dict[str, Any]:
             path=payload["path"],
             field="train_state",
         )
+    saved = payload.get("config") or {}
+    differ = [k for k in _ARCHITECTURE if k in saved and saved[k] != getattr(cfg, k)]
+    if ("encoder_epochs" in saved) and (
+        (int(saved["encoder_epochs"]) > 0) != (cfg.encoder_epochs > 0)
+    ):
+        differ.append("encoder_epochs")  # one stage or two: other optimiser groups
+    if differ:
+        pairs = ", ".join(f"{k} {saved[k]!r} (config: {getattr(cfg, k)!r})" for k in differ)
+        raise CheckpointMismatchError(
+            f"cannot resume: the checkpoint was trained with {pairs}",
+            path=payload["path"],
+            field=differ[0],
+            value=saved[differ[0]],
+        )
+    try:  # what the settings above do not catch (e.g. an older ichkit's layers)
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as err:
+        raise CheckpointMismatchError(
+            f"cannot resume: its weights do not fit this config's model: {str(err)[:300]}",
+            path=payload["path"],
+            field="state_dict",
+        ) from err
     return payload
 
 
@@ -681,7 +713,7 @@ def _train(
     model = build_model(cfg).to(dist.device)
     # A checkpoint of another label order, window set, input size or crop fails
     # here, before the run folder is touched or a cache built.
-    payload = None if resume is None else _resume_state(resume, cfg)
+    payload = None if resume is None else _resume_state(resume, cfg, model)
     out.mkdir(parents=True, exist_ok=True)
     cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else out / "cache"
     if dist.main:
@@ -696,6 +728,15 @@ def _train(
     if not train_set:
         raise DatasetError(
             "the train split is empty", path=cfg.data, field="split", value=len(val_set)
+        )
+    if len(train_set) < dist.world:
+        from ichkit.errors import ConfigError
+
+        raise ConfigError(
+            f"the train split holds {len(train_set)} series but {dist.world} processes "
+            "share it; expected at least one series per process",
+            field="nproc",
+            value=dist.world,
         )
     slice_mm = training_slice_mm(train_set)
     # thin series are read as slabs of the training spacing, as predict reads them
@@ -721,8 +762,7 @@ def _train(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(cfg, total_steps))
     start_epoch, best_loss, best_epoch, best_metrics = 1, math.inf, 0, {}
     metrics_csv = out / "metrics.csv"
-    if payload is not None:
-        model.load_state_dict(payload["state_dict"])
+    if payload is not None:  # its weights were loaded by _resume_state
         state = payload["train_state"]
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -731,8 +771,11 @@ def _train(
         best_epoch = int(state.get("best_epoch", 0))
         best_metrics = dict(state.get("best_metrics", {}))
         logger.info("resuming from %s at epoch %d", payload["path"], start_epoch)
-    elif dist.main and metrics_csv.exists():
-        metrics_csv.unlink()
+    elif dist.main:
+        # a fresh run into a used folder: an earlier run's best.ckpt must not pass for
+        # this run's (say, when this one never improves on a finite validation loss)
+        for stale in (metrics_csv, out / "best.ckpt", out / "last.ckpt", out / "model.onnx"):
+            stale.unlink(missing_ok=True)
 
     dtype = resolve_precision(cfg.precision, dist.device)
     scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
@@ -836,7 +879,9 @@ def _train(
             "images_per_s": n_seen / train_seconds if train_seconds > 0 else math.nan,
         }
         score = val_metrics.get("val_loss", row["train_loss"])
-        improved = score < best_loss
+        if math.isnan(score):
+            logger.warning("epoch %d: the validation loss is NaN (diverged?); not kept", epoch)
+        improved = score < best_loss  # False for NaN
         if improved:
             best_loss, best_epoch, best_metrics = score, epoch, dict(row)
         if dist.main:
@@ -869,6 +914,15 @@ def _train(
         )
         emit(ProgressEvent("epoch_end", epoch=epoch, row=row))
     _barrier(dist)
+    if best_epoch == 0:  # the same on every rank: the validation is gathered
+        from ichkit.errors import ModelError
+
+        raise ModelError(
+            "no epoch gave a finite validation loss, so there is no best.ckpt (the training "
+            "diverged: try a lower lr, or precision=fp32); last.ckpt holds the last epoch",
+            path=out,
+            field="val_loss",
+        )
     onnx_path = None
     if dist.main and cfg.export_onnx and best_ckpt.exists():
         from ichkit.model._onnx import export_onnx

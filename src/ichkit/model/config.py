@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -234,6 +235,10 @@ def _check(cfg: TrainConfig) -> None:
         value = getattr(cfg, name)
         return ConfigError(f"{name} is {value!r}; expected {expected}", field=name, value=value)
 
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise bad(f.name, "a finite number")
     if cfg.input_size < 16 or cfg.input_size % 8:
         raise bad("input_size", "a multiple of 8, at least 16")
     if cfg.crop not in CROPS:
@@ -266,8 +271,12 @@ def _check(cfg: TrainConfig) -> None:
             raise bad(name, "at least 1")
     if not 0.0 <= cfg.subtype_balance <= 1.0:
         raise bad("subtype_balance", "in [0, 1]")
-    if cfg.encoder_lr < 0 or cfg.negative_ratio < 0:
-        raise bad("encoder_lr" if cfg.encoder_lr < 0 else "negative_ratio", ">= 0")
+    # a negative grad_clip would flip the gradients (clip_grad_norm_ scales by it)
+    for name in ("encoder_lr", "negative_ratio", "weight_decay", "exam_loss_weight", "grad_clip"):
+        if getattr(cfg, name) < 0:
+            raise bad(name, ">= 0")
+    if not 0.0 <= cfg.warmup_fraction <= 1.0:
+        raise bad("warmup_fraction", "in [0, 1]")
     for name in ("train_slices", "threads", "workers", "max_exams", "encoder_epochs"):
         if getattr(cfg, name) < 0:
             raise bad(name, ">= 0")
@@ -397,7 +406,7 @@ def _coerce(name: str, raw: Any, kind: Any, source: str) -> Any:
             raise fail("an integer")
         try:
             return int(raw) if not isinstance(raw, float) or raw.is_integer() else int("x")
-        except ValueError as err:
+        except (TypeError, ValueError, OverflowError) as err:
             raise fail("an integer") from err
     if text == "float":
         try:
@@ -405,6 +414,8 @@ def _coerce(name: str, raw: Any, kind: Any, source: str) -> Any:
         except (TypeError, ValueError) as err:
             raise fail("a number") from err
     if text.startswith("tuple"):
+        if not isinstance(raw, str | list | tuple):
+            raise fail("a list (or a comma-separated string)")
         items = raw.split(",") if isinstance(raw, str) else list(raw)
         return tuple(str(x).strip() for x in items if str(x).strip())
     if isinstance(raw, str | int | float):
@@ -480,13 +491,14 @@ def load_config(
         file_values = _read_file(Path(file))
     name = preset or str(file_values.pop("preset", "") or "default")
     file_values.pop("preset", None)
-    if name not in PRESETS:
+    # "custom": a TrainConfig built in Python (its config.toml names every setting)
+    if name not in PRESETS and name != "custom":
         raise ConfigError(
             f"unknown preset {name!r}; expected one of {', '.join(PRESETS)}",
             field="preset",
             value=name,
         )
-    cfg = _apply(TrainConfig(), dict(PRESETS[name]), source=f"preset {name}")
+    cfg = _apply(TrainConfig(), dict(PRESETS.get(name, {})), source=f"preset {name}")
     cfg = dataclasses.replace(cfg, preset=name)
     cfg = _apply(cfg, file_values, source=source)
     if isinstance(overrides, Mapping):
