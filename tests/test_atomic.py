@@ -25,3 +25,14 @@ def test_failed_write_keeps_good_file(tmp_path: Path) -> None:
         raise RuntimeError("disk full")
     assert target.read_text() == "good"
     assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]
+
+
+def test_written_files_get_the_umask_mode_not_owner_only(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    from ichkit._atomic import _UMASK
+
+    target = tmp_path / "shared.bin"
+    atomic_write_text(target, "x")
+    assert stat.S_IMODE(os.stat(target).st_mode) == 0o666 & ~_UMASK

@@ -96,6 +96,16 @@ def test_not_a_checkpoint(tmp_path: Path) -> None:
         load_predictor(tmp_path / "none.onnx")
 
 
+def test_export_errors_name_the_file(tiny_run: Path, tmp_path: Path) -> None:
+    from ichkit.model import export_onnx
+
+    with pytest.raises(ModelError, match="is a folder; expected the .onnx file to write"):
+        export_onnx(tiny_run / "best.ckpt", tmp_path)
+    with pytest.raises(ModelError, match=r"best\.ckpt: onnx: ONNX export \(opset 1\) failed"):
+        export_onnx(tiny_run / "best.ckpt", tmp_path / "m.onnx", opset=1)
+    assert not (tmp_path / "m.onnx").exists()
+
+
 def test_onnx_equals_pytorch_with_the_dilated_encoder(tiny_dataset: Path, tmp_path: Path) -> None:
     # dilated convolutions (small-dilated's last stage) go through the export too
     from ichkit.model import load_config, train_model

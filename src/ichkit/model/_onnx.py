@@ -62,6 +62,10 @@ def export_onnx(
     from ichkit._atomic import atomic_write_bytes
     from ichkit.model._checkpoint import model_from_checkpoint
 
+    if Path(out).is_dir():
+        raise ModelError(
+            "is a folder; expected the .onnx file to write", path=out, field="OUT", value=str(out)
+        )
     model, cfg, payload = model_from_checkpoint(checkpoint)
     model.channels_last = False
     model.encoder.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
@@ -72,16 +76,23 @@ def export_onnx(
         # The TorchScript exporter (no onnxscript needed) warns that it is
         # deprecated and that the GRU is exported for batch size 1: expected.
         warnings.simplefilter("always")
-        torch.onnx.export(
-            model,
-            (example,),
-            buffer,  # type: ignore[arg-type]
-            input_names=["hu"],
-            output_names=["image_logits", "exam_logits"],
-            dynamic_axes={"hu": {1: "slices"}, "image_logits": {1: "slices"}},
-            opset_version=opset,
-            dynamo=False,
-        )
+        try:
+            torch.onnx.export(
+                model,
+                (example,),
+                buffer,  # type: ignore[arg-type]
+                input_names=["hu"],
+                output_names=["image_logits", "exam_logits"],
+                dynamic_axes={"hu": {1: "slices"}, "image_logits": {1: "slices"}},
+                opset_version=opset,
+                dynamo=False,
+            )
+        except Exception as err:  # the exporter raises many kinds; name the checkpoint
+            raise ModelError(
+                f"ONNX export (opset {opset}) failed: {type(err).__name__}: {err}",
+                path=checkpoint,
+                field="onnx",
+            ) from err
     for w in caught:
         logger.debug("onnx export: %s", w.message)
     proto = onnx.load_from_string(buffer.getvalue())

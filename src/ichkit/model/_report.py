@@ -388,6 +388,12 @@ def evaluate_model(
         rounds=rounds,
         seed=cfg.seed,
     )
+    if val_tuple is None:
+        logger.warning(
+            "the validation split is empty: no operating thresholds are chosen "
+            "(sensitivity/specificity are left out)"
+        )
+        metrics["operating_points"] = "none: the validation split is empty"
     metrics.update(
         {
             "split": split,
