@@ -99,7 +99,7 @@ def test_not_a_checkpoint(tmp_path: Path) -> None:
 def test_export_errors_name_the_file(tiny_run: Path, tmp_path: Path) -> None:
     from ichkit.model import export_onnx
 
-    with pytest.raises(ModelError, match="is a folder; expected the .onnx file to write"):
+    with pytest.raises(ModelError, match=r"is a folder; expected the \.onnx file to write"):
         export_onnx(tiny_run / "best.ckpt", tmp_path)
     with pytest.raises(ModelError, match=r"best\.ckpt: onnx: ONNX export \(opset 1\) failed"):
         export_onnx(tiny_run / "best.ckpt", tmp_path / "m.onnx", opset=1)
