@@ -85,9 +85,15 @@ def test_run_folder_and_resume(tiny_dataset: Path, tmp_path: Path) -> None:
         p.name for p in out.iterdir()
     }
     assert load_config(out / "config.toml") == cfg
+    # a row of epoch 2 written just before a crash (its last.ckpt never was):
+    # the resumed run redoes epoch 2 and its row replaces that one
+    from ichkit.model._train import _write_metrics_row
+
+    _write_metrics_row(out / "metrics.csv", {"epoch": 2.0, "train_loss": 99.0})
     train_model(cfg.replace(epochs=2), out=out, resume=out)
     rows = list(csv.DictReader((out / "metrics.csv").read_text().splitlines()))
     assert [r["epoch"] for r in rows] == ["1.0", "2.0"]
+    assert float(rows[1]["train_loss"]) != 99.0
     with pytest.raises(
         CheckpointMismatchError, match="input size differs: the model has 32 px; expected 48 px"
     ):

@@ -166,11 +166,12 @@ def _relaunch(
     import subprocess
     import sys
 
+    from ichkit._atomic import atomic_write_text
     from ichkit.model.config import config_to_toml
 
     out.mkdir(parents=True, exist_ok=True)
     resolved = out / "config.requested.toml"
-    resolved.write_text(config_to_toml(cfg), encoding="utf-8")
+    atomic_write_text(resolved, config_to_toml(cfg))
     cmd = [
         sys.executable,
         "-m",
@@ -188,6 +189,8 @@ def _relaunch(
         cmd += ["--resume", str(resume)]
     if not progress:
         cmd.append("--no-progress")
+    if logging.getLogger().isEnabledFor(logging.DEBUG):
+        cmd.append("-v")  # ichkit -v train --nproc N: the workers log at debug level too
     logger.info("launching: %s", " ".join(cmd))
     return subprocess.call(cmd)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import datetime
+import io
 import logging
 import math
 import os
@@ -586,6 +587,25 @@ def training_slice_mm(examples: Sequence[Example]) -> float | None:
     return round(float(np.median(known)), 3)
 
 
+def _trim_metrics(path: Path, start_epoch: int) -> None:
+    """Drop rows of epochs from ``start_epoch`` on (written before a crash, redone now)."""
+    if not path.exists():
+        return
+    from ichkit._atomic import atomic_write_text
+
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    rows = list(csv.DictReader(lines))
+    keep = [r for r in rows if float(r["epoch"]) < start_epoch]
+    if len(keep) == len(rows):
+        return
+    logger.info("%s: dropped %d row(s) of epochs being redone", path, len(rows) - len(keep))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(keep)
+    atomic_write_text(path, buffer.getvalue())
+
+
 def _write_metrics_row(path: Path, row: dict[str, float]) -> None:
     new = not path.exists()
     with path.open("a", newline="", encoding="utf-8") as handle:
@@ -771,6 +791,8 @@ def _train(
         best_epoch = int(state.get("best_epoch", 0))
         best_metrics = dict(state.get("best_metrics", {}))
         logger.info("resuming from %s at epoch %d", payload["path"], start_epoch)
+        if dist.main:
+            _trim_metrics(metrics_csv, start_epoch)
     elif dist.main:
         # a fresh run into a used folder: an earlier run's best.ckpt must not pass for
         # this run's (say, when this one never improves on a finite validation loss)
@@ -779,6 +801,8 @@ def _train(
 
     dtype = resolve_precision(cfg.precision, dist.device)
     scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
+    if scaler is not None and payload is not None and "scaler" in payload["train_state"]:
+        scaler.load_state_dict(payload["train_state"]["scaler"])  # the loss scale it reached
     net: torch.nn.Module = model
     if cfg.compile and two_stage:
         # stage 1 trains the encoder eagerly and stage 2 trains the heads on
@@ -901,6 +925,7 @@ def _train(
                     "best_loss": best_loss,
                     "best_epoch": best_epoch,
                     "best_metrics": best_metrics,
+                    **({"scaler": scaler.state_dict()} if scaler is not None else {}),
                 },
             )
         logger.info(
