@@ -121,3 +121,20 @@ def test_heatmaps_check_the_checkpoint_before_predicting(
     assert main([*args, "--heatmaps", str(tmp_path / "h")]) == 2
     assert "not the model it was exported from" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_an_image_without_a_usable_uid_gets_no_rows_and_is_reported(
+    tiny_run: Path, tiny_dataset: Path, tmp_path: Path
+) -> None:
+    from ichkit.model import predict_studies
+
+    study = tmp_path / "s"
+    shutil.copytree(_studies(tiny_dataset)[0], study)
+    path = _files(study)[2]
+    ds = pydicom.dcmread(path)
+    ds.SOPInstanceUID = ""
+    ds.save_as(path)
+    result = predict_studies([study], tiny_run / "model.onnx", out_csv=tmp_path / "p.csv")
+    assert len(read_labels(tmp_path / "p.csv")) == 7  # the other images are all written
+    assert any("cannot name a submission row" in s["reason"] for s in result.skipped)
+    assert not result.failed

@@ -570,9 +570,11 @@ def predict_studies(
     rows: dict[str, F64] = {}
     for pred in results:
         for uid, probs in zip(pred.sop_instance_uids, pred.image_probs, strict=True):
-            rows[image_id(uid)] = probs
+            if _row_name_ok(uid, pred, skipped):
+                rows[image_id(uid)] = probs
         for entry, probs in zip(pred.left_out, pred.left_out_probs, strict=True):
-            rows.setdefault(image_id(entry["sop_instance_uid"]), probs)
+            if _row_name_ok(entry["sop_instance_uid"], pred, skipped):
+                rows.setdefault(image_id(entry["sop_instance_uid"]), probs)
     table = np.clip(np.asarray(list(rows.values()), dtype=np.float64), 0.0, 1.0)
     out = Path(out_csv)
     # written without pandas, whose import would cost a cold `ichkit predict` a few tenths
@@ -593,6 +595,23 @@ def predict_studies(
         out,
     )
     return PredictResult(out, exams_json, results, seconds, heat_summary, skipped, failed)
+
+
+def _row_name_ok(uid: str, pred: SeriesPrediction, skipped: list[dict[str, Any]]) -> bool:
+    """Whether an image's SOPInstanceUID can name submission rows (else it is skipped)."""
+    name = image_id(uid)
+    if name and not any(c in name for c in ',"\r\n'):
+        return True
+    reason = f"SOPInstanceUID {uid!r} cannot name a submission row: the image gets no rows"
+    logger.warning("series %s: %s", pred.series_instance_uid, reason)
+    skipped.append(
+        {
+            "path": os.fspath(pred.study_dir),
+            "series_instance_uid": pred.series_instance_uid,
+            "reason": reason,
+        }
+    )
+    return False
 
 
 def _warn_thin(series: Any, model: Path) -> None:
