@@ -30,7 +30,8 @@ import numpy.typing as npt
 
 from ichkit._atomic import atomic_save_figure
 from ichkit.labels import LABELS, PROBABILITY_FORMAT, image_id
-from ichkit.model._metrics import auc, bootstrap_ci, threshold_for_sensitivity, weighted_log_loss
+from ichkit.metrics import bootstrap_ci
+from ichkit.model._metrics import auc, threshold_for_sensitivity, weighted_log_loss
 
 __all__ = ["EvaluationResult", "evaluate_model"]
 
@@ -94,29 +95,21 @@ def compute_metrics(
     ye = np.stack([y.max(axis=0) for y in yi_parts])
     pe = np.stack([np.asarray(p, dtype=np.float64) for p in exam_probs])
     yi, pi = np.concatenate(yi_parts), np.concatenate(pi_parts)
-    starts = np.cumsum([0] + [len(y) for y in yi_parts])
-
-    def images_of(idx: npt.NDArray[np.intp]) -> npt.NDArray[np.intp]:
-        return np.concatenate([np.arange(starts[i], starts[i + 1]) for i in idx])
-
+    sizes = [len(y) for y in yi_parts]
     out: dict[str, Any] = {"exams": n, "images": len(yi)}
     out["image_log_loss"] = weighted_log_loss(yi, pi)
-
-    def image_loss(idx: npt.NDArray[np.intp]) -> float:
-        sel = images_of(idx)
-        return weighted_log_loss(yi[sel], pi[sel])
-
-    def exam_loss(idx: npt.NDArray[np.intp]) -> float:
-        return weighted_log_loss(ye[idx], pe[idx])
-
-    out["image_log_loss_ci"] = bootstrap_ci(
-        image_loss,
-        n,
-        rounds=rounds,
-        seed=seed,
-    )
     out["exam_log_loss"] = weighted_log_loss(ye, pe)
-    out["exam_log_loss_ci"] = bootstrap_ci(exam_loss, n, rounds=rounds, seed=seed)
+    # Exams are resampled (an exam's images are correlated), the same exams at both
+    # levels: one seed, one draw of exam counts (ichkit.metrics.bootstrap_ci,
+    # vectorised; the image level weights each image by its exam's count).
+    image_boot = exam_boot = None
+    if rounds > 0 and n > 0:
+        codes = np.repeat(np.arange(n), sizes)
+        image_boot = bootstrap_ci(yi, pi, n_boot=rounds, seed=seed, groups=codes)
+        exam_boot = bootstrap_ci(ye, pe, n_boot=rounds, seed=seed)
+    nan_pair = (math.nan, math.nan)
+    out["image_log_loss_ci"] = image_boot.weighted_log_loss if image_boot else nan_pair
+    out["exam_log_loss_ci"] = exam_boot.weighted_log_loss if exam_boot else nan_pair
     per_label: dict[str, Any] = {}
     for j, lab in enumerate(LABELS):
         entry: dict[str, Any] = {
@@ -124,17 +117,11 @@ def compute_metrics(
             "exam_positives": int((ye[:, j] > 0.5).sum()),
             "image_auc": auc(yi[:, j], pi[:, j]),
             "exam_auc": auc(ye[:, j], pe[:, j]),
+            "image_auc_ci": image_boot.auc[lab] if image_boot else nan_pair,
+            "exam_auc_ci": exam_boot.auc[lab] if exam_boot else nan_pair,
+            # rounds that drew both classes (the CI's basis): few = few positive exams
+            "exam_auc_ci_rounds": exam_boot.auc_replicates[lab] if exam_boot else 0,
         }
-
-        def image_auc(idx: npt.NDArray[np.intp], j: int = j) -> float:
-            sel = images_of(idx)
-            return auc(yi[sel, j], pi[sel, j])
-
-        def exam_auc(idx: npt.NDArray[np.intp], j: int = j) -> float:
-            return auc(ye[idx, j], pe[idx, j])
-
-        entry["image_auc_ci"] = bootstrap_ci(image_auc, n, rounds=rounds, seed=seed)
-        entry["exam_auc_ci"] = bootstrap_ci(exam_auc, n, rounds=rounds, seed=seed)
         if val is not None:
             vyi = np.concatenate([np.asarray(y, dtype=np.float64) for y in val[0]])
             vpi = np.concatenate([np.asarray(p, dtype=np.float64) for p in val[1]])
