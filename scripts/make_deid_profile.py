@@ -51,6 +51,13 @@ ICHKIT_OVERRIDES: dict[str, tuple[str, str]] = {
     "(0012,0062)": ("keep", "PatientIdentityRemoved: set by ichkit"),
     "(0012,0063)": ("keep", "DeidentificationMethod: set by ichkit"),
     "(0012,0064)": ("keep", "DeidentificationMethodCodeSequence: set by ichkit"),
+    # The procedure keeps these; Table E.1-1 does not list them. The encrypted
+    # original attributes give back the PHI to whoever holds the recipient's key.
+    "(0400,0500)": ("remove", "EncryptedAttributesSequence: original attributes, encrypted"),
+    "(0400,0510)": ("remove", "EncryptedContentTransferSyntaxUID: of removed encrypted content"),
+    "(0400,0520)": ("remove", "EncryptedContent: original attributes, encrypted"),
+    # Free text inside every kept code sequence (a name can be typed there).
+    "(0008,0104)": ("clean", "CodeMeaning: free text; kept only when every word is safe"),
 }
 
 # E.3.6: dates shifted per patient, times kept. PS3.15 lists every DA/DT/TM

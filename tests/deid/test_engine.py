@@ -93,6 +93,11 @@ def test_truncated_native_pixel_data() -> None:
         ("CT HEAD for John Doe", False),
         ("BRAIN 20190314", False),
         ("Smith protocol", False),
+        # numbers joined by - / . are dates or ID numbers, not descriptors
+        ("CT HEAD 12/03/19", False),
+        ("HEAD 03-12-19", False),
+        ("3.12.19", False),
+        ("CT HEAD 123-456-789", False),
     ],
 )
 def test_clean_descriptors(text: str, kept: bool) -> None:
@@ -186,3 +191,54 @@ def test_deidentify_file(tmp_path: Path) -> None:
     write(loc, tmp_path / "loc.dcm")
     with pytest.raises(DicomError, match="would be quarantined: localizer: ImageType"):
         deidentify_file(tmp_path / "loc.dcm", key=KEY)
+
+
+def test_a_descriptor_too_long_to_read_is_not_kept(tmp_path: Path, key_path: Path) -> None:
+    """A value over the reader's defer size is never checked, so it must not pass."""
+    import warnings
+
+    ds = ct_dataset(0)
+    ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian  # no 64 kB limit on a value
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # over LO's 64 characters, on purpose
+        ds.StudyDescription = "CT HEAD JOHN DOE MRN 55555 " * 3000  # ~80 kB, read lazily
+        write(ds, tmp_path / "src" / "a.dcm")
+    summary = deidentify_tree(tmp_path / "src", tmp_path / "out", key=key_path)
+    assert summary.deidentified == 1, summary.reasons
+    (out,) = (tmp_path / "out").rglob("*.dcm")
+    assert b"JOHN DOE" not in out.read_bytes()
+    assert not pydicom.dcmread(out).get("StudyDescription")
+
+
+def test_the_source_preamble_is_not_copied(tmp_path: Path, key_path: Path) -> None:
+    """The fallback writer (deflated input) writes a zero preamble, not the source's."""
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    ds = ct_dataset(0)
+    ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    ds.preamble = b"PATIENT DOE^JOHN MRN123".ljust(128, b"\0")
+    write(ds, tmp_path / "src" / "a.dcm")
+    assert (tmp_path / "src" / "a.dcm").read_bytes()[:7] == b"PATIENT"
+    summary = deidentify_tree(tmp_path / "src", tmp_path / "out", key=key_path)
+    assert summary.deidentified == 1, summary.reasons
+    (out,) = (tmp_path / "out").rglob("*.dcm")
+    assert out.read_bytes()[:132] == b"\0" * 128 + b"DICM"
+
+
+def test_encrypted_attributes_and_free_code_text_do_not_pass(tmp_path: Path) -> None:
+    """Encrypted original attributes are removed; CodeMeaning is cleaned in kept sequences."""
+    from pydicom.dataset import Dataset
+
+    ds = ct_dataset(0)
+    encrypted = Dataset()
+    encrypted.EncryptedContentTransferSyntaxUID = "1.2.840.10008.1.2.1"
+    encrypted.EncryptedContent = b"SECRETPHI!"
+    ds.EncryptedAttributesSequence = [encrypted]
+    code = Dataset()
+    code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = "X1", "99LOCAL", "DOE JOHN"
+    ds.WaterEquivalentDiameterCalculationMethodCodeSequence = [code]
+    deidentify_dataset(ds, profile=load_profile(), pseudonymizer=Pseudonymizer(KEY))
+    assert "EncryptedAttributesSequence" not in ds
+    (item,) = ds.WaterEquivalentDiameterCalculationMethodCodeSequence
+    assert item.CodeValue == "X1" and not item.get("CodeMeaning")
+    assert all(c.CodeMeaning for c in ds.DeidentificationMethodCodeSequence)  # ichkit's own

@@ -668,6 +668,10 @@ def _apply(
         shifted = [_shift(v, vr, ctx.offset_days) for v in _values(elem) if v]
         _put(ds, tag, vr, [v for v in shifted if v], ctx)
     elif action is Action.CLEAN:
+        if isinstance(elem, RawDataElement) and elem.value is None and elem.length:
+            # a value too long to have been read (defer_size): unchecked, so not kept
+            _put(ds, tag, vr, None, ctx)
+            return
         values = _values(elem)
         kept = [v for v in values if v and _clean_one(v, ctx) is not None]
         if kept != [v for v in values if v]:
@@ -714,6 +718,11 @@ def _clean_one(text: str, ctx: _Context) -> str | None:
             continue
         parts = [p for p in _SUBWORD_SPLIT.split(word) if p]
         if not parts or not all(_safe_word(p, ctx) for p in parts):
+            return None
+        # Numbers joined by - / \ . are dates ("12/03/19", "3.12.19") or ID
+        # numbers ("123-456-789"): at most one number per joined word. A decimal
+        # ("2.5", "0.625mm") is one word of the number pattern and never gets here.
+        if sum(ctx.number_re.match(p) is not None for p in parts) > 1:
             return None
     return text or None
 

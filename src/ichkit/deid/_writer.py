@@ -76,6 +76,9 @@ def write_deidentified(fp: BinaryIO, ds: Dataset, *, source: str | None = None) 
     little = bool(syntax.is_little_endian)
     original = getattr(ds, "original_encoding", (None, None))
     if not little or syntax == DeflatedExplicitVRLittleEndian or original != (implicit, little):
+        # pydicom writes the dataset's own preamble: the source's 128 bytes, which
+        # may hold anything (a name, an MRN); PS3.10 allows zeros
+        ds.preamble = _PREAMBLE[:128]
         dcmwrite(fp, ds, enforce_file_format=True)
         return
     out = DicomFileLike(fp)
