@@ -268,3 +268,51 @@ def test_compressed_copies_decode_to_the_same_hu(tmp_path: Path, syntax: str, so
     image = read_image(tmp_path / "compressed.dcm")
     assert image.header.transfer_syntax_uid == uid
     np.testing.assert_array_equal(image.hu, original)
+
+
+# --- corrupt bytes: a clear error for that file, never a crash of the batch ---------------
+
+
+def _corrupt_vr(path: Path, vr: bytes, replacement: bytes, after: bytes = b"") -> None:
+    data = bytearray(path.read_bytes())
+    at = data.index(after + vr, 132) + len(after)  # the first such element after the preamble
+    data[at : at + 2] = replacement
+    path.write_bytes(bytes(data))
+
+
+def test_a_corrupt_value_representation_is_unreadable_not_a_crash(tmp_path: Path) -> None:
+    from ichkit.dicom import scan_series
+
+    (tmp_path / "s").mkdir()
+    good = write_ct(tmp_path / "s" / "a.dcm", position=(0, 0, 0))
+    bad = write_ct(tmp_path / "s" / "b.dcm", position=(0, 0, 5))
+    _corrupt_vr(bad, b"CS", b"C\xaa")  # the fast parser's byte check let this through
+    scan = scan_series(tmp_path / "s")  # raised UnicodeDecodeError before
+    # pydicom then reads it (the damaged element is one ichkit does not use)
+    assert [r.files for r in scan.series] == [[good, bad]] and not scan.unreadable
+    meta = write_ct(tmp_path / "m.dcm")
+    # (0002,0010) TransferSyntaxUID's VR: pydicom raises NotImplementedError (unknown VR)
+    _corrupt_vr(meta, b"UI", b"U\xf6", after=b"\x02\x00\x10\x00")
+    with pytest.raises(NotDicomError, match=r"m\.dcm"):
+        read_header(meta)
+
+
+def test_zero_length_pixel_data_is_truncated(tmp_path: Path) -> None:
+    import pydicom
+
+    path = write_ct(tmp_path / "z.dcm")
+    ds = pydicom.dcmread(path)
+    ds.PixelData = b""
+    ds.save_as(path)
+    with pytest.raises(TruncatedPixelDataError, match=r"z\.dcm: PixelData: has 0 bytes"):
+        read_image(path)
+
+
+def test_a_symbolic_link_loop_is_walked_once(tmp_path: Path) -> None:
+    from ichkit.dicom import iter_files
+
+    (tmp_path / "t" / "sub").mkdir(parents=True)
+    write_ct(tmp_path / "t" / "sub" / "a.dcm")
+    (tmp_path / "t" / "sub" / "up").symlink_to(tmp_path / "t")  # a loop
+    (tmp_path / "t" / "sub" / "dangling").symlink_to(tmp_path / "nowhere")
+    assert list(iter_files(tmp_path / "t")) == [tmp_path / "t" / "sub" / "a.dcm"]

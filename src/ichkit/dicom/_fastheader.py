@@ -62,7 +62,8 @@ def _element(buf: bytes, pos: int, implicit: bool) -> tuple[int, str | None, int
             raise _NeedMoreError
         (length,) = _UNPACK_L(buf, pos + 8)
         return tag, vr.decode("ascii"), length, pos + 12
-    if not (b"AA" <= vr <= b"ZZ"):
+    # two upper-case letters (b"AA" <= vr <= b"ZZ" also lets b"C\xaa" through)
+    if not (vr.isalpha() and vr.isupper()):
         raise _UnsupportedError
     return tag, vr.decode("ascii"), length, pos + 8
 
@@ -149,8 +150,8 @@ def parse_header(
         while True:
             try:
                 return _parse(buf, wanted, last)
-            except _UnsupportedError:
-                return None
+            except (_UnsupportedError, UnicodeDecodeError, ValueError):
+                return None  # anything odd (a corrupt byte): pydicom judges the file
             except (_NeedMoreError, struct.error):
                 if len(buf) < size or size >= _MAX_READ:
                     return None  # short file or very long header: let pydicom judge

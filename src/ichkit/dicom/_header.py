@@ -399,7 +399,19 @@ def open_dataset(
             )
     except NotDicomError:
         raise
-    except (InvalidDicomError, EOFError, ValueError, struct.error, KeyError, OSError) as err:
+    except (
+        InvalidDicomError,
+        EOFError,
+        ValueError,
+        struct.error,
+        KeyError,
+        OSError,
+        # pydicom on corrupt bytes: "Unknown Value Representation", bad lengths
+        NotImplementedError,
+        TypeError,
+        AttributeError,
+        IndexError,
+    ) as err:
         if isinstance(err, FileNotFoundError | IsADirectoryError | PermissionError):
             raise NotDicomError(
                 f"cannot open: {err.strerror}", path=fspath, field="file", value=None

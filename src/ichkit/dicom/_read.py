@@ -197,7 +197,9 @@ def read_stored_values(path: str | os.PathLike[str]) -> tuple[SliceHeader, Any]:
     elem = ds.get_item(_PIXEL_DATA)
     data = elem.value
     if header.transfer_syntax_uid in _NATIVE and not getattr(elem, "is_undefined_length", False):
-        if not isinstance(data, bytes | bytearray):
+        if data is None:  # zero length: pydicom gives None
+            data = b""
+        elif not isinstance(data, bytes | bytearray):
             data = bytes(data)
         return header, _native_values(header, data)
     return header, _decoded_values(header, ds)

@@ -102,9 +102,14 @@ def iter_files(root: str | os.PathLike[str]) -> Iterable[Path]:
     streams large trees such as the flat RSNA layout of 874k ``ID_*.dcm`` files.
     """
     stack = [os.fspath(root)]
+    seen: set[tuple[int, int]] = set()  # (device, inode) of the folders walked
     while stack:
         folder = stack.pop()
         try:
+            st = os.stat(folder)
+            if (st.st_dev, st.st_ino) in seen:
+                continue  # a symbolic link back to a folder already walked (or a loop)
+            seen.add((st.st_dev, st.st_ino))
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
         except OSError as err:
             logger.warning("%s: cannot list folder: %s", folder, err.strerror)
@@ -113,10 +118,13 @@ def iter_files(root: str | os.PathLike[str]) -> Iterable[Path]:
         for entry in entries:
             if entry.name.startswith("."):
                 continue
-            if entry.is_dir(follow_symlinks=True):
-                subfolders.append(entry.path)
-            elif entry.is_file(follow_symlinks=True):
-                yield Path(entry.path)
+            try:
+                if entry.is_dir(follow_symlinks=True):
+                    subfolders.append(entry.path)
+                elif entry.is_file(follow_symlinks=True):
+                    yield Path(entry.path)
+            except OSError as err:  # a broken or looping link
+                logger.warning("%s: skipped: %s", entry.path, err.strerror)
         stack.extend(reversed(subfolders))
 
 
