@@ -92,7 +92,9 @@ def _aggregate(engine: Engine, level: str, source_id: int, split_id: int | None)
             SplitMember,
             and_(SplitMember.patient_id == Patient.id, SplitMember.split_id == split_id),
         )
-    query = query.where(table.source_id == source_id).group_by(Site.name, subset)
+    # PostgreSQL refuses a constant in GROUP BY ('all' without a split): group by site only
+    grouping = (Site.name,) if split_id is None else (Site.name, subset)
+    query = query.where(table.source_id == source_id).group_by(*grouping)
     with engine.connect() as connection:
         rows = connection.execute(query).all()
     frame = pd.DataFrame(rows, columns=["site", "subset", "total", *LABELS])
