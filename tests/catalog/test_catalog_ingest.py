@@ -170,6 +170,16 @@ def test_same_site_copies_are_duplicates_not_collisions(catalog_url: str, tmp_pa
     assert len(dup.duplicates) == 3
     assert dup.collisions == []
     assert dup.duplicates[0].sites == ("alpha",)
+    # the copies are listed, not catalogued a second time (QC would see each
+    # position twice, and the labels of those images would be ambiguous)
+    assert dup.added == 0
+    with engine.connect() as c:
+        assert c.execute(select(func.count()).select_from(Instance)).scalar_one() == 3
+    # the same within one run: two copies of an image in one folder, one row
+    write_series(tmp_path / "d" / "x", patient="P2", study="S2", n=2)
+    shutil.copytree(tmp_path / "d" / "x", tmp_path / "d" / "y")
+    both = ingest(engine, tmp_path / "d", site="alpha", config=IngestConfig(workers=1))
+    assert both.added == 2 and len(both.duplicates) == 4
 
 
 def test_parallel_ingest_matches_serial(tmp_path: Path) -> None:

@@ -589,7 +589,14 @@ def _finish(
     with engine.begin() as connection:
         # Files seen twice in one batch cannot happen (paths are unique); SOPs can.
         by_sop = Counter(r.sop_instance_uid for r in records)
-        _check_sops(connection, site_id, records, by_sop, report)
+        repeated = _check_sops(connection, site_id, records, by_sop, report)
+        if repeated:
+            # An image already catalogued at this site (the same exam copied to
+            # another folder, sent twice): a second row would make QC see duplicate
+            # positions and its labels ambiguous. The first one stays; this one is
+            # listed as duplicate_sop and not added.
+            records = [r for r in records if r.path not in repeated]
+            report.skipped += len(repeated)
         if records:
             series_ids = hierarchy.resolve(connection, records)
             connection.execute(
@@ -664,10 +671,15 @@ def _check_sops(
     records: list[FileRecord],
     by_sop: Counter[str],
     report: IngestReport,
-) -> None:
-    """Report SOPInstanceUIDs already catalogued (other site: collision; same: duplicate)."""
+) -> set[str]:
+    """Report SOPInstanceUIDs already catalogued (other site: collision; same: duplicate).
+
+    Returns the paths not to add: each record whose SOPInstanceUID this site
+    already has (catalogued earlier, or an earlier record of this batch).
+    """
+    repeated: set[str] = set()
     if not records:
-        return
+        return repeated
     sops = list(by_sop)
     seen: dict[str, list[tuple[str, str]]] = {}
     for start in range(0, len(sops), 5000):
@@ -683,8 +695,12 @@ def _check_sops(
             seen.setdefault(str(sop), []).append((str(name), str(path)))
     site_name = connection.execute(select(Site.name).where(Site.id == site_id)).scalar_one()
     issues: list[tuple[str, str, IssueKind]] = []
+    first_in_batch: dict[str, str] = {}
     for r in records:
         earlier = seen.get(r.sop_instance_uid, [])
+        first = first_in_batch.setdefault(r.sop_instance_uid, r.path)
+        if any(s == site_name for s, _ in earlier) or first != r.path:
+            repeated.add(r.path)
         if by_sop[r.sop_instance_uid] > 1:
             earlier = earlier + [
                 (site_name, o.path)
@@ -709,6 +725,7 @@ def _check_sops(
         items = [(p, d) for p, d, k in issues if k is kind]
         if items:
             _replace_issues(connection, site_id, kind, items)
+    return repeated
 
 
 def find_uid_collisions(
