@@ -146,3 +146,29 @@ def test_large_split_runs_in_seconds(tmp_path: Path) -> None:
     assignment, _ = split_patients(exams, SplitConfig(test=0.2, val=0.1, seed=0))
     assert time.perf_counter() - start < 30
     assert len(assignment) == exams["patient_id"].nunique()
+
+
+def test_patients_sharing_a_study_stay_together_and_ids_do_not_matter(synthetic_db: str) -> None:
+    """A study under two patients (re-keyed, or sent by two sites) is never split;
+    the assignment depends on (site, PatientID), not on the order of ingest."""
+    engine = open_catalog(synthetic_db)
+    exams = read_exam_labels(engine, "synthetic")
+    config = SplitConfig(test=0.3, seed=5)
+    base, _ = split_patients(exams, config)
+    # the same catalog ingested in another order: other catalog ids, same patients
+    ids = sorted(exams["patient_id"].unique())
+    renumber = dict(zip(ids, np.random.default_rng(0).permutation(ids) + 10_000, strict=True))
+    moved, _ = split_patients(exams.assign(patient_id=exams["patient_id"].map(renumber)), config)
+    assert {renumber[p]: s for p, s in base.items()} == moved
+    # 40 studies copied under a second patient each (another PatientID at another site)
+    copies = exams.iloc[:40].copy()
+    copies["patient_id"] = copies["patient_id"] + 100_000
+    copies["patient_key"] = "REKEYED-" + copies["patient_key"].astype(str)
+    copies["site"] = "site-x"
+    joined = pd.concat([exams, copies])
+    assignment, warnings = split_patients(joined, config)
+    for _, row in copies.iterrows():
+        assert assignment[int(row["patient_id"])] == assignment[int(row["patient_id"]) - 100_000]
+    assert any(
+        "40 StudyInstanceUID(s) are catalogued under more than one patient" in w for w in warnings
+    )

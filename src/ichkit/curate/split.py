@@ -203,11 +203,57 @@ def iterative_stratification(
     return out
 
 
+def _patient_units(exams: pd.DataFrame) -> tuple[dict[int, int], int]:
+    """Group patients that share a StudyInstanceUID into one unit of the split.
+
+    A study catalogued under two patients (a re-keyed or merged PatientID, an
+    exam sent by two sites) must not land in two subsets. Returns patient id →
+    unit id (union-find over shared studies) and how many studies join patients.
+    """
+    parent: dict[int, int] = {}
+
+    def find(a: int) -> int:
+        root = a
+        while parent.setdefault(root, root) != root:
+            root = parent[root]
+        while parent[a] != root:
+            parent[a], a = root, parent[a]
+        return root
+
+    shared = 0
+    for _uid, pids in exams.groupby("study_instance_uid", sort=False)["patient_id"]:
+        ids = sorted({int(p) for p in pids})
+        for other in ids[1:]:
+            parent[find(other)] = find(ids[0])
+        shared += len(ids) > 1
+        find(ids[0])
+    return {pid: find(pid) for pid in list(parent)}, shared
+
+
 def _patient_table(exams: pd.DataFrame) -> pd.DataFrame:
-    """Per patient: site, number of exams and images, max of each exam label."""
-    agg: dict[str, Any] = {"site": "first", "n_images": "sum", "study_instance_uid": "count"}
+    """Per unit of patients (see :func:`_patient_units`): site, exams, images, label maxima.
+
+    Ordered by (site, PatientID) of the unit's first patient, not by catalog
+    ids, so that a seed gives the same split whatever order the exams were
+    ingested in.
+    """
+    units, _ = _patient_units(exams)
+    frame = exams.assign(unit=exams["patient_id"].map(units))
+    if "patient_key" in frame:
+        frame = frame.assign(
+            order=frame["site"].astype(str) + "\0" + frame["patient_key"].astype(str)
+        )
+    else:
+        frame = frame.assign(order=frame["patient_id"].astype(str))
+    agg: dict[str, Any] = {
+        "site": "first",
+        "n_images": "sum",
+        "study_instance_uid": "count",
+        "order": "min",
+    }
     agg.update({lab: "max" for lab in LABELS})
-    table = exams.groupby("patient_id", sort=True).agg(agg)
+    frame = frame.sort_values("order", kind="stable")
+    table = frame.groupby("unit", sort=False).agg(agg).sort_values("order", kind="stable")
     return table.rename(columns={"study_instance_uid": "n_exams"})
 
 
@@ -230,7 +276,8 @@ def split_patients(exams: pd.DataFrame, config: SplitConfig) -> tuple[dict[int, 
     """
     import numpy as np
 
-    patients = _patient_table(exams)
+    patients = _patient_table(exams)  # one row per unit of patients that share studies
+    units, shared = _patient_units(exams)
     n = len(patients)
     if n == 0:
         raise CurationError("no labelled exams to split; import labels first", field="--source")
@@ -277,13 +324,28 @@ def split_patients(exams: pd.DataFrame, config: SplitConfig) -> tuple[dict[int, 
                 continue
             share = n_group_test / idx.size
             part = iterative_stratification(y[idx], [1.0 - share, share], rng=rng)
-            test[idx[part == 1]] = True
+            # the greedy stratification lands a few patients off the count; move
+            # that many at random so the test set holds exactly the asked share
+            chosen, others = idx[part == 1], idx[part != 1]
+            extra = chosen.size - n_group_test
+            if extra > 0:
+                chosen = np.delete(chosen, rng.choice(chosen.size, extra, replace=False))
+            elif extra < 0:
+                chosen = np.concatenate([chosen, rng.choice(others, -extra, replace=False)])
+            test[chosen] = True
         subset[test] = 2
         pool = np.flatnonzero(~test)
         val_share = min(0.999, config.val * n / max(pool.size, 1))
         part = iterative_stratification(y[pool], [1.0 - val_share, val_share], rng=rng)
         subset[pool] = np.where(part == 1, 1, 0)
-    assignment = {int(pid): SUBSETS[int(s)] for pid, s in zip(patients.index, subset, strict=True)}
+    of_unit = {int(u): SUBSETS[int(s)] for u, s in zip(patients.index, subset, strict=True)}
+    assignment = {int(pid): of_unit[unit] for pid, unit in units.items()}
+    if shared:
+        warnings.append(
+            f"{shared} StudyInstanceUID(s) are catalogued under more than one patient "
+            "(a re-keyed PatientID, or an exam sent by two sites): those patients are "
+            "kept in one subset"
+        )
     return assignment, warnings
 
 
