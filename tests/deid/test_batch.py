@@ -95,6 +95,38 @@ def test_rerun_resumes_with_identical_output(
     summary = deidentify_tree(mixed_tree, dst, key=key_path)
     assert summary.resumed == 9
     assert _tree_digest(dst) == first
+    # other options make other outputs: nothing is resumed, every file is redone
+    summary = deidentify_tree(mixed_tree, dst, key=key_path, config=DeidConfig(options=()))
+    assert summary.resumed == 0 and summary.deidentified == 3
+    written = [pydicom.dcmread(p) for p in dst.rglob("*.dcm")]
+    assert written and all("PatientSex" not in ds for ds in written)  # not retained now
+
+
+def test_a_quarantine_copy_that_fails_does_not_stop_the_batch(
+    tmp_path: Path, key_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from ichkit.deid import _batch
+
+    src = tmp_path / "src"
+    for i in range(3):
+        write(ct_dataset(i), src / f"{i}.dcm")
+    scout = ct_dataset(3)
+    scout.ImageType = ["ORIGINAL", "PRIMARY", "LOCALIZER"]
+    write(scout, src / "scout.dcm")
+    real = shutil.copyfileobj
+
+    def failing(source, target, length=0):  # type: ignore[no-untyped-def]
+        if source.name.endswith("scout.dcm"):
+            raise PermissionError(13, "Permission denied")
+        return real(source, target, length)
+
+    monkeypatch.setattr(_batch.shutil, "copyfileobj", failing)
+    summary = deidentify_tree(src, tmp_path / "out", key=key_path)
+    assert (summary.deidentified, summary.quarantined) == (3, 1)
+    site = {Path(r["input_path"]).name: r for r in _rows(Path(summary.site_report_path or ""))}
+    assert site["scout.dcm"]["status"] == Status.QUARANTINED and site["scout.dcm"]["copy"] == ""
 
 
 def test_same_key_same_bytes_other_key_unlinkable(tmp_path: Path, key_path: Path) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import itertools
 import json
 import logging
@@ -377,9 +378,18 @@ def _create_temp(folder: str, name: str) -> tuple[int, str]:
 
 
 def _copy_to_quarantine(job: _Job, path: str, rel: str) -> str:
+    """Copy a quarantined input for review; "" (and a warning) when it cannot be copied.
+
+    A file that could not be read (no permission, vanished) must not stop the
+    batch: it is still quarantined, with its reason, only without a copy.
+    """
     target = Path(job.quarantine, "files", rel)
-    with open(path, "rb") as source, atomic_open(target, "wb") as handle:
-        shutil.copyfileobj(source, handle, 1 << 20)
+    try:
+        with open(path, "rb") as source, atomic_open(target, "wb") as handle:
+            shutil.copyfileobj(source, handle, 1 << 20)
+    except OSError as err:
+        logger.warning("%s: quarantined without a copy: %s", path, err.strerror or err)
+        return ""
     return str(target)
 
 
@@ -588,6 +598,7 @@ def deidentify_tree(
     )
     summary = DeidSummary(dst=str(dst_path), dry_run=config.dry_run)
     pseudo = Pseudonymizer(site_key)
+    settings = _settings_digest(profile, site_key)
     dst_key = str(dst_path)
     logger.info(
         "de-identifying %s with profile %s (%s; DICOM %s), options %s",
@@ -607,7 +618,7 @@ def deidentify_tree(
         def items() -> Iterator[FileOutcome | _Task]:
             for file in _walk(src_path):
                 rel = file.relative_to(src_path).as_posix() if file != src_path else file.name
-                done = _resumed(earlier, dst_key, dst_path, quarantine, profile, pseudo, file, rel)
+                done = _resumed(earlier, dst_key, dst_path, quarantine, settings, pseudo, file, rel)
                 yield done if done is not None else (str(file), rel)
 
         if config.dry_run:
@@ -658,11 +669,11 @@ def deidentify_tree(
                 )
                 batch.append(outcome)
                 if len(batch) >= _FLUSH_EVERY:
-                    _flush(store, dst_key, profile, pseudo, batch)
+                    _flush(store, dst_key, settings, pseudo, batch)
                     batch, claimed = [], {}
                 if progress is not None:
                     progress(outcome)
-            _flush(store, dst_key, profile, pseudo, batch)
+            _flush(store, dst_key, settings, pseudo, batch)
         saved = {
             "config": config.to_dict(),
             "profile": {
@@ -704,12 +715,19 @@ def _csv_writer(handle: IO[Any], columns: tuple[str, ...]) -> Any:
     return writer
 
 
+def _settings_digest(profile: Profile, key: SiteKey) -> str:
+    """What an output depends on besides its input: the profile file, the options
+    applied and the site key. A file is resumed only when all three are unchanged."""
+    text = "\0".join([profile.sha256, ",".join(profile.apply_options), key.fingerprint])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def _resumed(
     store: MappingStore | None,
     dst_key: str,
     dst: Path,
     quarantine: Path,
-    profile: Profile,
+    settings: str,
     pseudo: Pseudonymizer,
     file: Path,
     rel: str,
@@ -718,7 +736,7 @@ def _resumed(
     if store is None:
         return None
     record = store.file_record(dst_key, str(file))
-    if record is None or record.profile_sha256 != profile.sha256:
+    if record is None or record.profile_sha256 != settings:
         return None
     try:
         st = file.stat()
@@ -785,7 +803,7 @@ def _finish(
 def _flush(
     store: MappingStore,
     dst_key: str,
-    profile: Profile,
+    settings: str,
     pseudo: Pseudonymizer,
     batch: list[FileOutcome],
 ) -> None:
@@ -802,7 +820,7 @@ def _flush(
                 FileRecord(
                     outcome.size,
                     outcome.mtime_ns,
-                    profile.sha256,
+                    settings,
                     outcome.output_path,
                     outcome.status.value,
                     outcome.report_reason,
