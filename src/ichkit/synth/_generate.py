@@ -312,6 +312,18 @@ def generate_exam(config: SynthConfig, plan: ExamPlan | int) -> SynthExam:
         np.clip(np.rint(img), HU_MIN, HU_MAX, out=img)
         hu[k] = img.astype(np.int16)
 
+    if vendor.padding is not None:
+        # The scanner's reconstruction circle: the writer fills the corners with
+        # PixelPaddingValue, which reads back as air (AIR_HU). A tilted head can
+        # reach past the circle, so the truth holds air (HU_MIN) and no blood there
+        # too (else the masks and labels would count blood the DICOM does not show).
+        rr, cc = np.mgrid[:size, :size]
+        c0 = (size - 1) / 2.0
+        outside = (rr - c0) ** 2 + (cc - c0) ** 2 > (size / 2.0) ** 2
+        hu[:, outside] = HU_MIN
+        blood[:, :, outside] = False
+        brain[:, outside] = False
+
     # --- labels and masks ------------------------------------------------------------------
     masks = {s: blood[i] for i, s in enumerate(SUBTYPES)}
     labels = np.zeros((n_slices, len(LABELS)), dtype=np.uint8)
