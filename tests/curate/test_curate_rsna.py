@@ -188,3 +188,23 @@ def test_export_without_labels_is_an_error(tmp_path: Path) -> None:
     engine = open_catalog(f"sqlite:///{tmp_path / 'c.db'}")
     with pytest.raises(CurationError, match="--source: the catalog has 0 label sources"):
         export_rsna(engine, tmp_path / "out")
+
+
+def test_export_follows_qc_even_when_it_excluded_everything(tmp_path: Path) -> None:
+    """QC that kept no series exports nothing (not everything); half-done QC is refused."""
+    from sqlalchemy import update
+
+    truth = _synthetic_tree(tmp_path / "d")
+    engine = open_catalog(f"sqlite:///{tmp_path / 'c.db'}")
+    ingest(engine, tmp_path / "d", site="alpha", config=IngestConfig(workers=1))
+    import_labels(engine, truth, source="truth")
+    run_qc(engine)
+    with engine.begin() as c:  # as if QC had excluded every series
+        c.execute(update(Series).values(qc_status="excluded", selected=False))
+    with pytest.raises(CurationError, match="labels no exportable image"):
+        export_rsna(engine, tmp_path / "out")
+    with engine.begin() as c:  # as if QC had stopped half-way
+        first = c.execute(select(Series.id).order_by(Series.id)).scalars().first()
+        c.execute(update(Series).where(Series.id == first).values(qc_status=None))
+    with pytest.raises(CurationError, match=r"QC has checked 5 of 6 series"):
+        export_rsna(engine, tmp_path / "out")

@@ -158,11 +158,29 @@ def _only_source(engine: Engine) -> str:
 
 
 def _qc_ran(engine: Engine) -> bool:
+    """Whether QC has checked the catalog (then only selected series are exported).
+
+    Decided by the series QC has given a status, not by the selected ones: a QC
+    that excluded every series must export nothing, not everything.
+
+    Raises
+    ------
+    CurationError
+        QC checked some series but not all (it was interrupted, or exams were
+        ingested after it): its selection would be partial.
+    """
     with engine.connect() as connection:
-        n = connection.execute(
-            select(func.count()).select_from(Series).where(Series.selected.is_(True))
-        ).scalar_one()
-    return int(n) > 0
+        checked, total = connection.execute(
+            select(func.count(Series.qc_status), func.count()).select_from(Series)
+        ).one()
+    if 0 < int(checked) < int(total):
+        raise CurationError(
+            f"QC has checked {checked} of {total} series (interrupted, or exams were "
+            "ingested since): run ichkit qc again before exporting",
+            field="qc_status",
+            value=int(total) - int(checked),
+        )
+    return int(checked) > 0
 
 
 def _exams_table(images: pd.DataFrame) -> pd.DataFrame:
