@@ -208,3 +208,24 @@ def test_export_follows_qc_even_when_it_excluded_everything(tmp_path: Path) -> N
         c.execute(update(Series).where(Series.id == first).values(qc_status=None))
     with pytest.raises(CurationError, match=r"QC has checked 5 of 6 series"):
         export_rsna(engine, tmp_path / "out")
+
+
+def test_split_leaves_out_exams_qc_excluded(tmp_path: Path) -> None:
+    """Only exams with a series QC selected are split (and so counted in the figures)."""
+    from sqlalchemy import update
+
+    truth = _synthetic_tree(tmp_path / "d")
+    engine = open_catalog(f"sqlite:///{tmp_path / 'c.db'}")
+    ingest(engine, tmp_path / "d", site="alpha", config=IngestConfig(workers=1))
+    import_labels(engine, truth, source="truth")
+    run_qc(engine)
+    all_six = make_split(engine, SplitConfig(test=0.34, seed=1))
+    assert len(all_six.assignment) == 6
+    with engine.begin() as c:  # QC excluded the one series of one study
+        first = c.execute(select(Series.id).order_by(Series.id)).scalars().first()
+        c.execute(
+            update(Series).where(Series.id == first).values(qc_status="excluded", selected=False)
+        )
+    five = make_split(engine, SplitConfig(test=0.34, seed=1))
+    assert len(five.assignment) == 5
+    assert int(five.distribution["exams"].sum()) == 5

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, delete, insert, select
+from sqlalchemy import Engine, delete, func, insert, select
 
 from ichkit.catalog import Split, SplitMember, Subset, read_exam_labels
 from ichkit.errors import CurationError
@@ -418,6 +418,12 @@ def make_split(engine: Engine, config: SplitConfig | None = None) -> SplitResult
     config = config or SplitConfig()
     source = config.source or _only_source(engine)
     exams = read_exam_labels(engine, source)
+    kept = _studies_qc_kept(engine)
+    if kept is not None:
+        dropped = int((~exams.index.isin(kept)).sum())
+        if dropped:
+            logger.info("split: %d exam(s) left out, QC selected none of their series", dropped)
+        exams = exams[exams.index.isin(kept)]
     assignment, warnings = split_patients(exams, config)
     for w in warnings:
         logger.warning("%s", w)
@@ -451,6 +457,22 @@ def make_split(engine: Engine, config: SplitConfig | None = None) -> SplitResult
         ", ".join(f"{r.subset} {r.patients} patients" for r in distribution.itertuples()),
     )
     return result
+
+
+def _studies_qc_kept(engine: Engine) -> set[int] | None:
+    """Catalog ids of studies with a series QC selected; None when QC has not run."""
+    from ichkit.catalog import Series
+
+    with engine.connect() as connection:
+        checked = connection.execute(
+            select(func.count(Series.qc_status)).select_from(Series)
+        ).scalar_one()
+        if not checked:
+            return None
+        rows = connection.execute(
+            select(Series.study_id).where(Series.selected.is_(True)).distinct()
+        ).scalars()
+        return {int(r) for r in rows}
 
 
 def read_split(engine: Engine, name: str) -> dict[int, str]:
