@@ -101,4 +101,7 @@ def test_selection_ranking() -> None:
     assert is_contrast("HEAD W/O CONTRAST", None) is False
     assert is_contrast("CTA HEAD", None) is True
     assert is_contrast("HEAD", "OMNIPAQUE") is True
+    # ContrastBolusAgent values that say there was none
+    for none in ("NONE", "No contrast", "NO CONTRAST", "N/A", "n", "-", "NONE GIVEN", "W/O"):
+        assert is_contrast("HEAD", none) is False, none
     assert choose_series([]) is None

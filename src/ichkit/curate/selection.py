@@ -17,6 +17,8 @@ __all__ = ["SeriesCandidate", "choose_series", "is_contrast", "series_rank"]
 
 _CONTRAST = re.compile(r"(\bC\+|\bW/?\s*CONTRAST|\bPOST\b|\bCTA\b|ANGIO|\bWITH\b(?!OUT))", re.I)
 _NON_CONTRAST = re.compile(r"(\bW/?O\b|WITHOUT|NON[- ]?CON|\bNC\b|C-)", re.I)
+#: ContrastBolusAgent values that say "no agent" ("NONE", "NO CONTRAST", "N/A", "-").
+_NO_AGENT = re.compile(r"^\s*(NONE\b.*|NO\b.*|N/?A|N|NIL|-+|0)\s*$", re.I)
 _BONE = re.compile(r"(BONE|\bH[67]\d|\bB[67]\d|SHARP|LUNG)", re.I)
 _BRAIN = re.compile(r"(BRAIN|HEAD|CEREBRUM|\bH[2-4]\d|\bJ[34]\d|SOFT|STND|STANDARD)", re.I)
 
@@ -41,7 +43,8 @@ def is_contrast(description: str | None, contrast_bolus_agent: str | None) -> bo
     SeriesDescription naming contrast (``C+``, ``W CONTRAST``, ``POST``, ``CTA``)
     and not its absence (``W/O``, ``WITHOUT``, ``NON-CON``).
     """
-    if contrast_bolus_agent and contrast_bolus_agent.strip().upper() not in ("NONE", "NO", "N"):
+    agent = (contrast_bolus_agent or "").strip()
+    if agent and not _NO_AGENT.match(agent) and not _NON_CONTRAST.search(agent):
         return True
     text = description or ""
     return bool(_CONTRAST.search(text)) and not _NON_CONTRAST.search(text)
