@@ -223,3 +223,27 @@ def test_migrations_match_models(tmp_path: Path) -> None:
     engine = open_catalog(f"sqlite:///{tmp_path / 'c.db'}")
     with engine.connect() as c:
         assert compare_metadata(MigrationContext.configure(c), Base.metadata) == []
+
+
+def test_an_over_long_key_is_one_unreadable_file(catalog_url: str, tmp_path: Path) -> None:
+    """On PostgreSQL a 200-character PatientID failed the whole batch's INSERT."""
+    import warnings
+
+    import pydicom
+
+    paths = write_series(tmp_path / "d", patient="P1", n=3)
+    ds = pydicom.dcmread(paths[1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # over LO's 64 characters, on purpose
+        ds.PatientID = "X" * 200
+        ds.InstanceNumber = 2**40  # beyond the catalog's Integer: kept as no number
+        ds.save_as(paths[1])
+    ds = pydicom.dcmread(paths[2])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds.InstanceNumber = 2**40
+        ds.save_as(paths[2])
+    engine = open_catalog(catalog_url)
+    report = ingest(engine, tmp_path / "d", site="alpha", config=IngestConfig(workers=1))
+    assert (report.added, report.n_unreadable) == (2, 1)
+    assert "PatientID is 200 characters long" in report.unreadable[0][1]

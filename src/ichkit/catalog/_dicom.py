@@ -53,6 +53,15 @@ def _optional_text(header: object, name: str) -> str | None:
     return text or None
 
 
+#: Length of the catalog's UID and PatientID columns.
+_MAX_KEY = 128
+
+
+def _int32(value: int | None) -> int | None:
+    """An IS value the catalog's Integer column can hold (else None: it is only an order)."""
+    return value if value is None or -(2**31) <= value < 2**31 else None
+
+
 def read_catalog_header(path: str | os.PathLike[str]) -> CatalogHeader:
     """Read the catalogued header fields of one DICOM file (no pixel data).
 
@@ -78,6 +87,22 @@ def read_catalog_header(path: str | os.PathLike[str]) -> CatalogHeader:
                 field=keyword,
                 value=value,
             )
+    # Checked here, file by file: on PostgreSQL an over-long value would fail the
+    # whole batch's INSERT (SQLite stores it silently). UI and LO hold at most 64.
+    for keyword, value in (
+        ("SOPInstanceUID", h.sop_instance_uid),
+        ("StudyInstanceUID", h.study_instance_uid),
+        ("SeriesInstanceUID", h.series_instance_uid),
+        ("PatientID", h.patient_id),
+    ):
+        if len(value) > _MAX_KEY:
+            raise DicomError(
+                f"{keyword} is {len(value)} characters long; the catalog holds at most "
+                f"{_MAX_KEY} (the standard allows 64)",
+                path=path,
+                field=keyword,
+                value=value[:80] + "...",
+            )
     return CatalogHeader(
         transfer_syntax_uid=h.transfer_syntax_uid,
         sop_instance_uid=h.sop_instance_uid,
@@ -85,9 +110,9 @@ def read_catalog_header(path: str | os.PathLike[str]) -> CatalogHeader:
         study_instance_uid=h.study_instance_uid,
         series_instance_uid=h.series_instance_uid,
         modality=h.modality,
-        series_number=h.series_number,
+        series_number=_int32(h.series_number),
         series_description=h.series_description,
-        instance_number=h.instance_number,
+        instance_number=_int32(h.instance_number),
         image_position_patient=h.image_position_patient,
         image_orientation_patient=h.image_orientation_patient,
         pixel_spacing=h.pixel_spacing,
