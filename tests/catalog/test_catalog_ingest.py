@@ -247,3 +247,22 @@ def test_an_over_long_key_is_one_unreadable_file(catalog_url: str, tmp_path: Pat
     report = ingest(engine, tmp_path / "d", site="alpha", config=IngestConfig(workers=1))
     assert (report.added, report.n_unreadable) == (2, 1)
     assert "PatientID is 200 characters long" in report.unreadable[0][1]
+
+
+def test_two_ingests_of_one_site_at_once(catalog_url: str, tmp_path: Path) -> None:
+    """Both create the site, patients, studies and series: neither may fail on the other's."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if not catalog_url.startswith("postgresql"):
+        pytest.skip("SQLite serialises writers itself")
+    for p in range(4):
+        write_series(tmp_path / "a" / f"p{p}", patient=f"P{p}", study=f"S{p}", n=6)
+        write_series(tmp_path / "b" / f"p{p}", patient=f"P{p}", study=f"S{p}", series="B", n=6)
+    engine = open_catalog(catalog_url)
+    config = IngestConfig(workers=1, batch_size=8)
+    with ThreadPoolExecutor(2) as pool:
+        jobs = [pool.submit(ingest, engine, tmp_path / d, site="alpha", config=config) for d in "ab"]
+        reports = [j.result() for j in jobs]
+    assert sum(r.added for r in reports) == 48
+    assert _count(engine, Patient) == 4 and _count(engine, Study) == 4
+    assert _count(engine, Series) == 8 and _count(engine, Instance) == 48

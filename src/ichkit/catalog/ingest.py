@@ -226,8 +226,29 @@ def get_or_create_site(connection: Connection, name: str) -> int:
         )
     site_id = connection.execute(select(Site.id).where(Site.name == name)).scalar()
     if site_id is None:
-        site_id = connection.execute(insert(Site).values(name=name).returning(Site.id)).scalar_one()
+        # another ingest may create it at the same moment: insert if absent, then read
+        connection.execute(_insert_if_absent(connection, Site), [{"name": name}])
+        site_id = connection.execute(select(Site.id).where(Site.name == name)).scalar_one()
     return int(site_id)
+
+
+def _insert_if_absent(connection: Connection, table: Any) -> Any:
+    """INSERT that skips rows whose unique key exists (ON CONFLICT DO NOTHING).
+
+    Two ingests of one site (or of two sites sharing a study) can create the
+    same patient, study or series between one's SELECT and its INSERT; with a
+    plain INSERT the second then failed on the unique constraint.
+    """
+    name = connection.dialect.name
+    if name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(table).on_conflict_do_nothing()
+    if name == "sqlite":
+        from sqlalchemy.dialects import sqlite
+
+        return sqlite.insert(table).on_conflict_do_nothing()
+    return insert(table)  # pragma: no cover - the catalog supports these two
 
 
 class _Hierarchy:
@@ -251,7 +272,8 @@ class _Hierarchy:
             new = [k for k in missing if k not in self.patients]
             if new:
                 connection.execute(
-                    insert(Patient), [{"site_id": self.site_id, "patient_key": k} for k in new]
+                    _insert_if_absent(connection, Patient),
+                    [{"site_id": self.site_id, "patient_key": k} for k in new],
                 )
                 self._fetch_patients(connection, new)
         study_keys = {
@@ -271,7 +293,7 @@ class _Hierarchy:
             new_studies = [k for k in missing_studies if k not in self.studies]
             if new_studies:
                 connection.execute(
-                    insert(Study),
+                    _insert_if_absent(connection, Study),
                     [{"patient_id": p, "study_instance_uid": u} for p, u in new_studies],
                 )
                 self._fetch(
@@ -307,7 +329,7 @@ class _Hierarchy:
             new_series = [k for k in missing_series if k not in self.series]
             if new_series:
                 connection.execute(
-                    insert(Series),
+                    _insert_if_absent(connection, Series),
                     [_series_row(k, first_of_series[k]) for k in new_series],
                 )
                 self._fetch(
@@ -600,7 +622,7 @@ def _finish(
         if records:
             series_ids = hierarchy.resolve(connection, records)
             connection.execute(
-                insert(Instance),
+                _insert_if_absent(connection, Instance),  # a path another ingest just added
                 [_instance_row(r, s) for r, s in zip(records, series_ids, strict=True)],
             )
             connection.execute(
