@@ -261,7 +261,9 @@ def test_two_ingests_of_one_site_at_once(catalog_url: str, tmp_path: Path) -> No
     engine = open_catalog(catalog_url)
     config = IngestConfig(workers=1, batch_size=8)
     with ThreadPoolExecutor(2) as pool:
-        jobs = [pool.submit(ingest, engine, tmp_path / d, site="alpha", config=config) for d in "ab"]
+        jobs = [
+            pool.submit(ingest, engine, tmp_path / d, site="alpha", config=config) for d in "ab"
+        ]
         reports = [j.result() for j in jobs]
     assert sum(r.added for r in reports) == 48
     assert _count(engine, Patient) == 4 and _count(engine, Study) == 4
