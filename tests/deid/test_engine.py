@@ -242,3 +242,16 @@ def test_encrypted_attributes_and_free_code_text_do_not_pass(tmp_path: Path) -> 
     (item,) = ds.WaterEquivalentDiameterCalculationMethodCodeSequence
     assert item.CodeValue == "X1" and not item.get("CodeMeaning")
     assert all(c.CodeMeaning for c in ds.DeidentificationMethodCodeSequence)  # ichkit's own
+
+
+def test_a_non_ascii_patient_id_is_keyed_by_its_characters(tmp_path: Path) -> None:
+    """The same PatientID written in UTF-8 and in Latin-1 is the same patient."""
+    out = []
+    for charset in ("ISO_IR 192", "ISO_IR 100"):
+        ds = ct_dataset(0)
+        ds.SpecificCharacterSet = charset
+        ds.PatientID = "Müller7"
+        path = write(ds, tmp_path / f"{charset[-3:]}.dcm")
+        done, _ = deidentify_file(path, key=KEY)
+        out.append(str(done.PatientID))
+    assert out[0] == out[1]

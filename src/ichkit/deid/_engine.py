@@ -145,6 +145,25 @@ class DeidResult:
     mappings: tuple[MappingRow, ...]
 
 
+def _decode(ds: Dataset, value: bytes) -> str:
+    """Text of a raw value in the dataset's SpecificCharacterSet (ASCII needs none).
+
+    A non-ASCII PatientID keys the patient's pseudonym: read as latin-1
+    whatever the character set, 'Müller' in UTF-8 would be keyed as 'MÃ¼ller',
+    another patient than the same name written in ISO_IR 100.
+    """
+    try:
+        return value.decode("ascii")
+    except UnicodeDecodeError:
+        pass
+    try:
+        from pydicom.charset import decode_bytes
+
+        return str(decode_bytes(value, ds._character_set, set()))
+    except Exception:  # an unknown or broken character set: as the bytes are
+        return value.decode("latin-1")
+
+
 def _peek(ds: Dataset, tag: int) -> str:
     """Return a string attribute's value without converting a raw element.
 
@@ -156,7 +175,7 @@ def _peek(ds: Dataset, tag: int) -> str:
         return ""
     if isinstance(elem, RawDataElement):
         value = elem.value
-        return "" if value is None else value.decode("latin-1").strip("\x00 ")
+        return "" if value is None else _decode(ds, value).strip("\x00 ")
     return (
         _text(elem.value)
         if not isinstance(elem.value, MultiValue)
