@@ -316,3 +316,21 @@ def test_a_symbolic_link_loop_is_walked_once(tmp_path: Path) -> None:
     (tmp_path / "t" / "sub" / "up").symlink_to(tmp_path / "t")  # a loop
     (tmp_path / "t" / "sub" / "dangling").symlink_to(tmp_path / "nowhere")
     assert list(iter_files(tmp_path / "t")) == [tmp_path / "t" / "sub" / "a.dcm"]
+
+
+def test_iso_2022_and_multi_valued_text_are_decoded(tmp_path: Path) -> None:
+    """ISO 2022 text is 7-bit with escapes: it must go through (0008,0005), not ASCII."""
+    import pydicom
+
+    path = write_ct(tmp_path / "j.dcm")
+    ds = pydicom.dcmread(path)
+    ds.SpecificCharacterSet = ["", "ISO 2022 IR 87"]
+    ds.SeriesDescription = "頭部"
+    ds.save_as(path)
+    assert b"\x1b$B" in path.read_bytes()  # written with ISO 2022 escapes
+    assert read_header(path).series_description == "頭部"
+    ds = pydicom.dcmread(path)
+    ds.SpecificCharacterSet = "ISO_IR 192"
+    ds.SeriesDescription = "Kopf\\Schädel"  # two values, not ASCII
+    ds.save_as(path)
+    assert read_header(path).series_description == "Kopf"

@@ -191,18 +191,34 @@ def _raw_value(ds: Any, tag: int) -> tuple[Any, str | None, bool]:
     return value, elem.VR, False
 
 
+def _ascii(value: bytes) -> str:
+    """Decode plain ASCII; raise UnicodeDecodeError for anything that needs (0008,0005).
+
+    ISO 2022 text (e.g. Japanese, ``ISO 2022 IR 87``) is 7-bit with ESC (0x1B)
+    sequences: it decodes as ASCII but means something else, so it is refused too.
+    """
+    if b"\x1b" in value:
+        raise UnicodeDecodeError(
+            "ascii", value, value.index(b"\x1b"), len(value), "ISO 2022 escape"
+        )
+    return value.decode("ascii")
+
+
 def _text(ds: Any, tag: int) -> str:
     value, _vr, raw = _raw_value(ds, tag)
     if value is None:
         return ""
     if raw:
         try:
-            text = value.decode("ascii")
+            text = _ascii(value)
         except UnicodeDecodeError:
             # Non-ASCII: let pydicom apply (0008,0005) Specific Character Set.
             if isinstance(ds, dict):
                 raise _NonAsciiError from None
-            return str(ds[tag].value).strip()
+            decoded = ds[tag].value
+            if isinstance(decoded, list | tuple) or type(decoded).__name__ == "MultiValue":
+                decoded = decoded[0] if len(decoded) else ""  # its first value, as below
+            return str(decoded).strip(" \x00")
         # A multi-valued string keeps its first value.
         return str(text.split("\\", 1)[0].strip(" \x00"))
     if isinstance(value, list | tuple):
@@ -217,7 +233,7 @@ def _text_values(ds: Any, tag: int) -> tuple[str, ...]:
         return ()
     if raw:
         try:
-            text = value.decode("ascii")
+            text = _ascii(value)
         except UnicodeDecodeError:
             if isinstance(ds, dict):
                 raise _NonAsciiError from None
