@@ -255,3 +255,15 @@ def test_a_non_ascii_patient_id_is_keyed_by_its_characters(tmp_path: Path) -> No
         done, _ = deidentify_file(path, key=KEY)
         out.append(str(done.PatientID))
     assert out[0] == out[1]
+
+
+def test_an_overlay_in_the_pixel_bits_is_quarantined() -> None:
+    ds = ct_dataset(0)
+    ds.add_new(0x60000100, "US", 16)  # OverlayBitsAllocated: embedded in Pixel Data
+    ds.add_new(0x60000102, "US", 12)  # OverlayBitPosition
+    assert check_accept(ds, load_profile().accept) == (
+        Reason.BURNED_IN_ANNOTATION,
+        "overlay in the pixel data's bit 12 (6000,0102 OverlayBitPosition)",
+    )
+    ds[0x60000102].value = 0  # a separate overlay (6000,3000): removed with its group
+    assert check_accept(ds, load_profile().accept) is None

@@ -242,6 +242,18 @@ def check_accept(ds: Dataset, rules: AcceptRules) -> tuple[Reason, str] | None:
             return Reason.MISSING_UID, f"{keyword} missing or empty"
     if rules.reject_burned_in_annotation and _peek(ds, 0x00280301).upper() == "YES":
         return Reason.BURNED_IN_ANNOTATION, "BurnedInAnnotation YES"
+    if rules.reject_burned_in_annotation:
+        # An overlay kept in the unused high bits of Pixel Data (retired, but in
+        # old archives): removing the 60xx attributes leaves its graphics (text
+        # such as a name) in the copied pixels.
+        for group in range(0x6000, 0x6020, 2):
+            position = _peek_int(ds, (group << 16) | 0x0102)
+            if position:
+                return (
+                    Reason.BURNED_IN_ANNOTATION,
+                    f"overlay in the pixel data's bit {position} "
+                    f"({group:04X},0102 OverlayBitPosition)",
+                )
     image_type = _peek(ds, 0x00080008)
     values = [v.strip() for v in image_type.split("\\")] if image_type else []
     types = {v.upper() for v in values}
