@@ -203,6 +203,12 @@ def test_duplicate_sop_instance_quarantined(tmp_path: Path, key_path: Path) -> N
     summary = deidentify_tree(src, tmp_path / "out", key=key_path)
     assert summary.reasons == {Reason.DUPLICATE_INSTANCE.value: 1}
     assert pydicom.dcmread(next((tmp_path / "out").rglob("*.dcm"))).InstanceNumber == 1
+    # the same SOPInstanceUID in another series: another output path, still one file
+    third = ct_dataset(0, series_uid="1.2.826.0.1.3680043.10.997.2002")
+    write(third, src / "c.dcm")
+    summary = deidentify_tree(src, tmp_path / "out2", key=key_path)
+    assert summary.reasons == {Reason.DUPLICATE_INSTANCE.value: 2}
+    assert len(list((tmp_path / "out2").rglob("*.dcm"))) == 1
 
 
 def test_dry_run_writes_nothing(mixed_tree: Path, tmp_path: Path, key_path: Path) -> None:

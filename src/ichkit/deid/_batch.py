@@ -646,8 +646,9 @@ def deidentify_tree(
             site = _csv_writer(site_handle, SITE_REPORT_COLUMNS)
             batch: list[FileOutcome] = []
             claimed: dict[str, str] = {}
+            sops: dict[str, str] = {}  # the whole run (~100 bytes per file)
             for outcome in _ordered(_chunks(items(), config.chunk_size), submit, in_flight):
-                outcome = _finish(outcome, job, store, dst_key, claimed)
+                outcome = _finish(outcome, job, store, dst_key, claimed, sops)
                 summary.add(outcome)
                 report.writerow(
                     (
@@ -771,12 +772,30 @@ def _resumed(
 
 
 def _finish(
-    outcome: FileOutcome, job: _Job, store: MappingStore, dst_key: str, claimed: dict[str, str]
+    outcome: FileOutcome,
+    job: _Job,
+    store: MappingStore,
+    dst_key: str,
+    claimed: dict[str, str],
+    sops: dict[str, str] | None = None,
 ) -> FileOutcome:
-    """Rename a written output into place unless another input owns that output."""
+    """Rename a written output into place unless another input owns that output.
+
+    ``sops`` (output file name, i.e. the pseudonymous SOPInstanceUID, → input)
+    spans the whole run: two inputs with one SOPInstanceUID in different series
+    have different output paths but must not both be written.
+    """
+    sops = {} if sops is None else sops
     if outcome.status is not Status.DEIDENTIFIED or outcome.temp_path in ("", "resumed"):
+        if outcome.status is Status.DEIDENTIFIED and outcome.output_path:
+            sops.setdefault(outcome.output_path.rsplit("/", 1)[-1], outcome.input_path)
         return outcome
-    owner = claimed.get(outcome.output_path) or store.output_owner(dst_key, outcome.output_path)
+    name = outcome.output_path.rsplit("/", 1)[-1]
+    owner = (
+        claimed.get(outcome.output_path)
+        or sops.get(name)
+        or store.output_owner(dst_key, outcome.output_path)
+    )
     if owner is not None and owner != outcome.input_path:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(outcome.temp_path)
@@ -797,6 +816,7 @@ def _finish(
         )
     os.replace(outcome.temp_path, Path(job.dst, outcome.output_path))
     claimed[outcome.output_path] = outcome.input_path
+    sops[name] = outcome.input_path
     return outcome
 
 
