@@ -229,3 +229,27 @@ def test_split_leaves_out_exams_qc_excluded(tmp_path: Path) -> None:
     five = make_split(engine, SplitConfig(test=0.34, seed=1))
     assert len(five.assignment) == 5
     assert int(five.distribution["exams"].sum()) == 5
+
+
+def test_a_copied_export_is_not_copied_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where hard links fail (another file system), a second export copies nothing."""
+    import os
+
+    from ichkit.curate import rsna
+
+    truth = _synthetic_tree(tmp_path / "d")
+    engine = open_catalog(f"sqlite:///{tmp_path / 'c.db'}")
+    ingest(engine, tmp_path / "d", site="alpha", config=IngestConfig(workers=1))
+    import_labels(engine, truth, source="truth")
+
+    def no_link(src: str, dst: str) -> None:
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr(rsna.os, "link", no_link)
+    first = export_rsna(engine, tmp_path / "out")
+    assert first.copied == 60 and first.linked == 0
+    again = export_rsna(engine, tmp_path / "out")
+    assert again.copied == 0 and again.unchanged == 60
+    assert os.path.getsize(next((tmp_path / "out" / "stage_2_train").iterdir())) > 0

@@ -121,10 +121,19 @@ class ExportReport:
 
 
 def _place(src: str, dst: Path) -> str:
-    """Hard-link (or copy) ``src`` to ``dst`` atomically; return what was done."""
+    """Hard-link (or copy) ``src`` to ``dst`` atomically; return what was done.
+
+    A copy keeps the source's modification time (``copy2``), so that a later
+    export sees it unchanged by size and time (across file systems, where
+    hard links fail, RSNA's 440 GB would otherwise be copied again every run).
+    """
     try:
-        if dst.exists() and os.path.samefile(src, dst):
-            return "unchanged"
+        if dst.exists():
+            if os.path.samefile(src, dst):
+                return "unchanged"
+            s, d = os.stat(src), os.stat(dst)
+            if (s.st_size, s.st_mtime_ns) == (d.st_size, d.st_mtime_ns):
+                return "unchanged"
     except OSError:
         pass
     fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
@@ -135,7 +144,7 @@ def _place(src: str, dst: Path) -> str:
             os.link(src, tmp)
             how = "linked"
         except OSError:
-            shutil.copyfile(src, tmp)
+            shutil.copy2(src, tmp)
             how = "copied"
         os.replace(tmp, dst)
     except BaseException:
