@@ -104,4 +104,16 @@ def test_selection_ranking() -> None:
     # ContrastBolusAgent values that say there was none
     for none in ("NONE", "No contrast", "NO CONTRAST", "N/A", "n", "-", "NONE GIVEN", "W/O"):
         assert is_contrast("HEAD", none) is False, none
+    assert is_contrast("HEAD", "Not applicable") is False
+    # post-operative and trauma head CTs are not contrast studies
+    for plain in ("HEAD POST-OP", "POST OP HEAD", "POST TRAUMA", "CT HEAD WITH RECON"):
+        assert is_contrast(plain, None) is False, plain
+    for post in (
+        "HEAD POST CONTRAST",
+        "AXIAL POST-CON",
+        "HEAD W CON",
+        "HEAD +C",
+        "WITH IV CONTRAST",
+    ):
+        assert is_contrast(post, None) is True, post
     assert choose_series([]) is None

@@ -15,10 +15,16 @@ from dataclasses import dataclass
 
 __all__ = ["SeriesCandidate", "choose_series", "is_contrast", "series_rank"]
 
-_CONTRAST = re.compile(r"(\bC\+|\bW/?\s*CONTRAST|\bPOST\b|\bCTA\b|ANGIO|\bWITH\b(?!OUT))", re.I)
+# POST and WITH only with a contrast word after them: "POST-OP", "POST TRAUMA" and
+# "WITH RECON" head CTs are plain ones (post-operative ICH is a core population)
+_CONTRAST = re.compile(
+    r"(\bC\+|\+C\b|\bW/?\s*CON(TRAST)?\b|\bPOST\s*[-/]?\s*(CON|C\b|GAD|IV\b|INJ)"
+    r"|\bCTA\b|ANGIO|\bWITH\s+(IV\s+)?CON)",
+    re.I,
+)
 _NON_CONTRAST = re.compile(r"(\bW/?O\b|WITHOUT|NON[- ]?CON|\bNC\b|C-)", re.I)
 #: ContrastBolusAgent values that say "no agent" ("NONE", "NO CONTRAST", "N/A", "-").
-_NO_AGENT = re.compile(r"^\s*(NONE\b.*|NO\b.*|N/?A|N|NIL|-+|0)\s*$", re.I)
+_NO_AGENT = re.compile(r"^\s*(NONE\b.*|NO\b.*|NOT\b.*|N/?A|N|NIL|-+|0)\s*$", re.I)
 _BONE = re.compile(r"(BONE|\bH[67]\d|\bB[67]\d|SHARP|LUNG)", re.I)
 _BRAIN = re.compile(r"(BRAIN|HEAD|CEREBRUM|\bH[2-4]\d|\bJ[34]\d|SOFT|STND|STANDARD)", re.I)
 
