@@ -78,6 +78,17 @@ def test_qc_on_both_backends_selects_one_series_per_study(catalog_url: str, tmp_
     run_qc(engine)  # type: ignore[arg-type]
     with engine.connect() as c:  # type: ignore[attr-defined]
         assert len(c.execute(select(QCFinding.id)).all()) == 2
+
+    # A run stopped part-way (Ctrl-C, an I/O error) leaves the previous QC whole.
+    def stop(_n: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_qc(engine, progress=stop)  # type: ignore[arg-type]
+    with engine.connect() as c:  # type: ignore[attr-defined]
+        assert len(c.execute(select(QCFinding.id)).all()) == 2
+        chosen = c.execute(select(Series.series_description).where(Series.selected)).scalars().all()
+        assert chosen == ["HEAD WO"]
     csv = write_qc_csv(engine, tmp_path / "qc.csv")  # type: ignore[arg-type]
     text = csv.read_text()
     assert text.startswith("site,patient,study_instance_uid,series_instance_uid,")

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 
 from ichkit.catalog import Instance, Patient, QCFinding, Series, Site, Study
 from ichkit.curate.selection import SeriesCandidate, choose_series, is_contrast
@@ -302,9 +302,12 @@ def run_qc(
     config = config or QCConfig()
     rng = random.Random(config.seed)
     report = QCReport()
-    with engine.begin() as connection:
-        connection.execute(delete(QCFinding))
-        connection.execute(update(Series).values(qc_status=None, selected=False))
+    # Every series is checked first (the slow part: sampled pixel reads), holding
+    # only statuses and findings (a few per series); the old results are then
+    # replaced in one transaction, so an interrupted run leaves the previous QC
+    # (and its selection) as it was.
+    findings: list[dict[str, Any]] = []
+    status: dict[int, str] = {}
     for chunk in _series_chunks(engine, 200):
         ids = [s.id for s in chunk]
         by_series: dict[int, list[_Row]] = {i: [] for i in ids}
@@ -349,8 +352,6 @@ def run_qc(
                         transfer_syntax_uid=str(r.transfer_syntax_uid or ""),
                     )
                 )
-        findings: list[dict[str, Any]] = []
-        status: dict[int, str] = {}
         for s in chunk:
             results = _check_series(s, by_series[s.id], config, rng)
             excluded = any(reason in config.exclude for reason, _ in results)
@@ -365,19 +366,23 @@ def run_qc(
                     }
                 )
                 report.reasons[reason] += 1
-        with engine.begin() as connection:
-            if findings:
-                connection.execute(insert(QCFinding), findings)
-            for value in ("included", "excluded"):
-                chosen = [i for i, st in status.items() if st == value]
-                if chosen:
-                    connection.execute(
-                        update(Series).where(Series.id.in_(chosen)).values(qc_status=value)
-                    )
         report.n_series += len(chunk)
         if progress is not None:
             progress(len(chunk))
-    _select(engine, report)
+    with engine.begin() as connection:
+        connection.execute(delete(QCFinding))
+        connection.execute(update(Series).values(qc_status=None, selected=False))
+        for start in range(0, len(findings), 5000):
+            connection.execute(insert(QCFinding), findings[start : start + 5000])
+        for value in ("included", "excluded"):
+            chosen = [i for i, st in status.items() if st == value]
+            for start in range(0, len(chosen), 5000):
+                connection.execute(
+                    update(Series)
+                    .where(Series.id.in_(chosen[start : start + 5000]))
+                    .values(qc_status=value)
+                )
+        _select(connection, report)
     with engine.connect() as connection:
         counts = dict(
             connection.execute(
@@ -390,85 +395,80 @@ def run_qc(
     return report
 
 
-def _select(engine: Engine, report: QCReport) -> None:
+def _select(connection: Connection, report: QCReport) -> None:
     """Select one included series per study; record ``not_selected`` for the others."""
-    with engine.begin() as connection:
-        n_slices = (
-            select(Instance.series_id, func.count().label("n"))
-            .group_by(Instance.series_id)
-            .subquery()
+    n_slices = (
+        select(Instance.series_id, func.count().label("n")).group_by(Instance.series_id).subquery()
+    )
+    rows = connection.execute(
+        select(
+            Series.id,
+            Series.study_id,
+            Series.series_number,
+            Series.series_description,
+            Series.convolution_kernel,
+            Series.contrast_bolus_agent,
+            Series.slice_thickness,
+            Series.series_instance_uid,
+            func.coalesce(n_slices.c.n, 0),
         )
-        rows = connection.execute(
-            select(
-                Series.id,
-                Series.study_id,
-                Series.series_number,
-                Series.series_description,
-                Series.convolution_kernel,
-                Series.contrast_bolus_agent,
-                Series.slice_thickness,
-                Series.series_instance_uid,
-                func.coalesce(n_slices.c.n, 0),
+        .outerjoin(n_slices, n_slices.c.series_id == Series.id)
+        .where(Series.qc_status == "included")
+        .order_by(Series.study_id, Series.id)
+    ).all()
+    report.n_studies = int(connection.execute(select(func.count()).select_from(Study)).scalar_one())
+    by_study: dict[int, list[tuple[SeriesCandidate, str]]] = {}
+    for r in rows:
+        by_study.setdefault(int(r[1]), []).append(
+            (
+                SeriesCandidate(
+                    series_id=int(r[0]),
+                    n_slices=int(r[8]),
+                    series_number=r[2],
+                    series_description=r[3],
+                    convolution_kernel=r[4],
+                    contrast_bolus_agent=r[5],
+                    slice_thickness=r[6],
+                ),
+                str(r[7]),
             )
-            .outerjoin(n_slices, n_slices.c.series_id == Series.id)
-            .where(Series.qc_status == "included")
-            .order_by(Series.study_id, Series.id)
-        ).all()
-        report.n_studies = int(
-            connection.execute(select(func.count()).select_from(Study)).scalar_one()
         )
-        by_study: dict[int, list[tuple[SeriesCandidate, str]]] = {}
-        for r in rows:
-            by_study.setdefault(int(r[1]), []).append(
-                (
-                    SeriesCandidate(
-                        series_id=int(r[0]),
-                        n_slices=int(r[8]),
-                        series_number=r[2],
-                        series_description=r[3],
-                        convolution_kernel=r[4],
-                        contrast_bolus_agent=r[5],
-                        slice_thickness=r[6],
-                    ),
-                    str(r[7]),
+    selected: list[int] = []
+    not_selected: list[dict[str, Any]] = []
+    for items in by_study.values():
+        best = choose_series([c for c, _ in items])
+        if best is None:
+            continue
+        uid_of = {c.series_id: uid for c, uid in items}
+        selected.append(best.series_id)
+        for c, _ in items:
+            if c.series_id != best.series_id:
+                not_selected.append(
+                    {
+                        "series_id": c.series_id,
+                        "reason": QCReason.NOT_SELECTED.value,
+                        "detail": f"series {uid_of[best.series_id]} of the study was chosen "
+                        f"(non-contrast axial brain series ranking)",
+                        "excludes": True,
+                    }
                 )
-            )
-        selected: list[int] = []
-        not_selected: list[dict[str, Any]] = []
-        for items in by_study.values():
-            best = choose_series([c for c, _ in items])
-            if best is None:
-                continue
-            uid_of = {c.series_id: uid for c, uid in items}
-            selected.append(best.series_id)
-            for c, _ in items:
-                if c.series_id != best.series_id:
-                    not_selected.append(
-                        {
-                            "series_id": c.series_id,
-                            "reason": QCReason.NOT_SELECTED.value,
-                            "detail": f"series {uid_of[best.series_id]} of the study was chosen "
-                            f"(non-contrast axial brain series ranking)",
-                            "excludes": True,
-                        }
-                    )
-        for start in range(0, len(selected), 5000):
+    for start in range(0, len(selected), 5000):
+        connection.execute(
+            update(Series)
+            .where(Series.id.in_(selected[start : start + 5000]))
+            .values(selected=True)
+        )
+    if not_selected:
+        connection.execute(insert(QCFinding), not_selected)
+        ids = [f["series_id"] for f in not_selected]
+        for start in range(0, len(ids), 5000):
             connection.execute(
                 update(Series)
-                .where(Series.id.in_(selected[start : start + 5000]))
-                .values(selected=True)
+                .where(Series.id.in_(ids[start : start + 5000]))
+                .values(qc_status="excluded")
             )
-        if not_selected:
-            connection.execute(insert(QCFinding), not_selected)
-            ids = [f["series_id"] for f in not_selected]
-            for start in range(0, len(ids), 5000):
-                connection.execute(
-                    update(Series)
-                    .where(Series.id.in_(ids[start : start + 5000]))
-                    .values(qc_status="excluded")
-                )
-        report.reasons[QCReason.NOT_SELECTED.value] += len(not_selected)
-        report.n_selected = len(selected)
+    report.reasons[QCReason.NOT_SELECTED.value] += len(not_selected)
+    report.n_selected = len(selected)
 
 
 def qc_table(engine: Engine) -> pd.DataFrame:
