@@ -156,3 +156,21 @@ def test_an_image_labelled_twice_is_an_error(exported: dict[str, Any], tmp_path:
     cfg = load_config(preset="tiny", overrides={"data": str(root)})
     with pytest.raises(DatasetError, match="labelled both for training and for testing"):
         load_split(cfg, cache_dir=tmp_path / "cache", splits=("train", "test"))
+
+
+def test_patients_sharing_a_study_are_split_together() -> None:
+    """Without a split file, patients joined by a shared study get one split."""
+    from pathlib import Path
+
+    from ichkit.model._data import SeriesFiles
+
+    def one(patient: str, study: str, series: str) -> SeriesFiles:
+        return SeriesFiles(series, study, patient, (Path(f"{series}.dcm"),), (f"{series}.1",))
+
+    plain = [one(f"P{i}", f"st{i}", f"se{i}") for i in range(200)]
+    before = assign_splits(plain, val_fraction=0.3, test_fraction=0.3, seed=0)
+    # the same patients, plus 50 studies each sent again under another PatientID
+    shared = plain + [one(f"Q{i}", f"st{i}", f"sx{i}") for i in range(50)]
+    after = assign_splits(shared, val_fraction=0.3, test_fraction=0.3, seed=0)
+    assert after[:200] == before  # a patient alone splits as it always did
+    assert after[200:] == before[:50]  # the re-keyed copies follow their study

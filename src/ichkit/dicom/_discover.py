@@ -9,6 +9,7 @@ per-series records are kept.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -158,7 +159,10 @@ def iter_headers(
         for path in files:
             yield _header_or_error(path)
         return
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    # spawned, not forked: training scans after torch has started its threads
+    # (and maybe CUDA), and a fork of a threaded process can deadlock its children
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         yield from pool.map(_header_or_error, files, chunksize=chunksize)
 
 

@@ -319,8 +319,9 @@ def assign_splits(
     """
     if split_file is None:
         out = []
-        for s in series:
-            u = _unit_hash(seed, s.patient_id or s.study_instance_uid)
+        keys = _patient_groups(series)
+        for key in keys:
+            u = _unit_hash(seed, key)
             out.append(
                 "test"
                 if u < test_fraction
@@ -368,6 +369,40 @@ def assign_splits(
         field="columns",
         value=list(table.columns),
     )
+
+
+def _patient_groups(series: Sequence[SeriesFiles]) -> list[str]:
+    """The key each series is split by: its PatientID, joined across shared studies.
+
+    Patients that share a StudyInstanceUID (a re-keyed PatientID, an exam sent
+    by two sites) are one group, keyed by the smallest of their PatientIDs, as
+    ``ichkit split`` groups them; a series without PatientID is keyed by its
+    study. A patient alone keeps its own PatientID, so ordinary data splits
+    exactly as before.
+    """
+    parent: dict[str, str] = {}
+
+    def find(a: str) -> str:
+        root = a
+        while parent.setdefault(root, root) != root:
+            root = parent[root]
+        while parent[a] != root:
+            parent[a], a = root, parent[a]
+        return root
+
+    def node(s: SeriesFiles) -> str:
+        return f"p:{s.patient_id}" if s.patient_id else f"s:{s.study_instance_uid}"
+
+    for s in series:
+        a, b = find(node(s)), find(f"s:{s.study_instance_uid}")
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+    best: dict[str, str] = {}
+    for s in series:
+        key = s.patient_id or s.study_instance_uid
+        root = find(node(s))
+        best[root] = min(best.get(root, key), key)
+    return [best[find(node(s))] for s in series]
 
 
 def _read_split_file(path: Path) -> pd.DataFrame:
