@@ -253,3 +253,24 @@ def test_a_copied_export_is_not_copied_again(
     again = export_rsna(engine, tmp_path / "out")
     assert again.copied == 0 and again.unchanged == 60
     assert os.path.getsize(next((tmp_path / "out" / "stage_2_train").iterdir())) > 0
+
+
+def test_label_import_names_repeats_and_bad_values(tmp_path: Path) -> None:
+    """'abc' and 'ID_abc' are one image: identical rows pass, others name both rows."""
+    from ichkit.catalog import CatalogError
+
+    truth = _synthetic_tree(tmp_path / "d", n_patients=1)
+    engine = open_catalog(f"sqlite:///{tmp_path / 'c.db'}")
+    ingest(engine, tmp_path / "d", site="alpha", config=IngestConfig(workers=1))
+    first = str(truth.index[0])
+    same = pd.concat([truth, truth.iloc[[0]].rename(index={first: f"ID_{first}"})])
+    report = import_labels(engine, same, source="a")
+    assert report.labelled == 10
+    other = same.copy()
+    other.iloc[-1, 0] = 1.0
+    with pytest.raises(CatalogError, match=f"image '{first}' is labelled twice with other values"):
+        import_labels(engine, other, source="b")
+    bad = truth.copy()
+    bad.iloc[2, 3] = 1.5
+    with pytest.raises(CatalogError, match=r"label 'subarachnoid' is 1\.5"):
+        import_labels(engine, bad, source="c")

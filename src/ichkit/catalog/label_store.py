@@ -140,6 +140,30 @@ def label_sources(engine: Engine) -> list[tuple[str, str, int]]:
         return [(str(n), str(k), int(c)) for n, k, c in rows]
 
 
+def _one_row_per_image(ids: list[str], values: Any, names: list[Any]) -> tuple[list[str], Any]:
+    """Drop repeated rows of an image (``abc`` and ``ID_abc`` are one image).
+
+    Identical repeats are dropped; repeats with other values are an error naming
+    both rows, as a labels file with conflicting duplicates is.
+    """
+    first: dict[str, int] = {}
+    keep: list[int] = []
+    for k, img in enumerate(ids):
+        j = first.setdefault(img, k)
+        if j == k:
+            keep.append(k)
+        elif not (values[j] == values[k]).all():
+            raise CatalogError(
+                f"image {img!r} is labelled twice with other values: rows {names[j]!r} "
+                f"({values[j].tolist()}) and {names[k]!r} ({values[k].tolist()})",
+                field="ID",
+                value=img,
+            )
+    if len(keep) == len(ids):
+        return ids, values
+    return [ids[k] for k in keep], values[keep]
+
+
 def import_labels(
     engine: Engine,
     wide: pd.DataFrame,
@@ -182,9 +206,17 @@ def import_labels(
             f"labels table lacks column(s) {', '.join(missing_cols)}", field="columns"
         )
     values = wide[list(LABELS)].to_numpy(dtype=np.float64)
-    if np.isnan(values).any() or (values < 0).any() or (values > 1).any():
-        raise CatalogError("label values must lie in [0, 1] and not be NaN", field="Label")
+    bad = np.isnan(values) | (values < 0) | (values > 1)
+    if bad.any():
+        r, c = (int(x) for x in np.argwhere(bad)[0])
+        raise CatalogError(
+            f"image {wide.index[r]!r} label {LABELS[c]!r} is {float(values[r, c])!r}; "
+            "label values must lie in [0, 1] and not be NaN",
+            field="Label",
+            value=float(values[r, c]),
+        )
     ids = [image_id(str(i)) for i in wide.index]
+    ids, values = _one_row_per_image(ids, values, list(wide.index))
     report = LabelImportReport(source=source)
     with engine.begin() as connection:
         source_id = get_label_source(
