@@ -109,6 +109,12 @@ def test_selection_ranking() -> None:
     post = SeriesCandidate(4, 30, series_description="HEAD C+ BRAIN")
     chosen = choose_series([bone, thin, post, brain])
     assert chosen is not None and chosen.series_id == 2
+    # a 5 mm series beats a thin one that lacks SliceThickness (rsna-series-a does)
+    unknown = SeriesCandidate(5, 238, series_description="HEAD BRAIN")
+    five = SeriesCandidate(6, 32, series_description="HEAD BRAIN", slice_thickness=5.0)
+    fine = SeriesCandidate(7, 160, series_description="HEAD BRAIN", slice_thickness=1.0)
+    assert choose_series([unknown, five]) == five
+    assert choose_series([unknown, fine]) == unknown
     assert is_contrast("HEAD W/O CONTRAST", None) is False
     assert is_contrast("CTA HEAD", None) is True
     assert is_contrast("HEAD", "OMNIPAQUE") is True

@@ -62,14 +62,16 @@ def series_rank(c: SeriesCandidate) -> tuple[int, int, float, int, int]:
     1. non-contrast before contrast;
     2. brain / soft-tissue reconstruction (description or kernel) before
        bone or lung kernels;
-    3. slice thickness closest to 5 mm (unknown counts as 5 mm);
+    3. slice thickness closest to 5 mm (unknown counts as 2.5 mm off: after a
+       known 5 mm series, so that a thin series without SliceThickness and with
+       more slices does not win the tie; before a known 1.25 mm one);
     4. more slices;
     5. lower SeriesNumber.
     """
     text = f"{c.series_description or ''} {c.convolution_kernel or ''}"
     contrast = int(is_contrast(c.series_description, c.contrast_bolus_agent))
     kernel = 2 if _BONE.search(text) else (0 if _BRAIN.search(text) else 1)
-    thickness = abs((c.slice_thickness if c.slice_thickness else 5.0) - 5.0)
+    thickness = abs(c.slice_thickness - 5.0) if c.slice_thickness else 2.5
     number = c.series_number if c.series_number is not None else 1 << 30
     return (contrast, kernel, thickness, -c.n_slices, number)
 
