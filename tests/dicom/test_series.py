@@ -79,6 +79,24 @@ def test_mixed_size_keeps_the_majority(tmp_path: Path) -> None:
     assert "odd.dcm" in finding.detail and "4x4: 3" in finding.detail
 
 
+def test_a_series_uid_over_two_studies_keeps_the_larger(tmp_path: Path) -> None:
+    """Two scans under one SeriesInstanceUID are not interleaved into one volume."""
+    paths = _stack(tmp_path, [0, 5, 10, 15])
+    other = [
+        write_ct(
+            tmp_path / f"other{i}.dcm",
+            position=(0, 0, z),
+            extra={"StudyInstanceUID": "1.2.826.0.1.3680043.8.498.77", "PatientID": "B"},
+        )
+        for i, z in enumerate((2.5, 7.5))
+    ]
+    series = load_series([*paths, *other])
+    assert series.hu.shape[0] == 4 and series.spacing[0] == pytest.approx(5.0)
+    finding = next(f for f in series.findings if f.kind == FindingKind.MIXED_STUDIES)
+    assert "spans 2 (study, patient) pairs" in finding.detail and "other0.dcm" in finding.detail
+    assert "B" not in finding.detail.split("left out")[0]  # no PatientID in the finding
+
+
 def test_mixed_orientation_keeps_the_majority(tmp_path: Path) -> None:
     paths = _stack(tmp_path, [0, 5, 10])
     odd = write_ct(

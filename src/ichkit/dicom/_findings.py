@@ -33,6 +33,8 @@ class FindingKind(StrEnum):
     """ImagePositionPatient or ImageOrientationPatient is absent from some slices."""
     MULTIPLE_SERIES = "multiple_series"
     """Files of several SeriesInstanceUIDs were given; the largest series is kept."""
+    MIXED_STUDIES = "mixed_studies"
+    """One SeriesInstanceUID spans several studies or patients; the largest part is kept."""
     UNREADABLE_FILE = "unreadable_file"
     """A file could not be read as a DICOM image and was left out."""
     RESCALE_QUIRK = "rescale_quirk"

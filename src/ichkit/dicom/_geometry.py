@@ -110,6 +110,8 @@ def assemble(headers: Sequence[SliceHeader]) -> Geometry:
     Rules, each reported as a :class:`Finding` rather than raised:
 
     - several SeriesInstanceUIDs: keep the one with most files (``multiple_series``);
+    - several (StudyInstanceUID, PatientID) under one series: keep the largest
+      (``mixed_studies``);
     - several Rows x Columns: keep the majority size (``mixed_size``);
     - no ImagePositionPatient / ImageOrientationPatient (PS3.3 C.7.6.2): drop
       those slices (``missing_position``); if none has them, keep all in
@@ -148,6 +150,22 @@ def assemble(headers: Sequence[SliceHeader]) -> Geometry:
                 f"{len(uid_counts)} SeriesInstanceUIDs given; kept {best_uid} "
                 f"({uid_counts[best_uid]} files), "
                 f"left out {others}",
+            )
+        )
+
+    # One study and patient: a SeriesInstanceUID reused across exams (a broken
+    # archive, a re-keyed export) would otherwise interleave two scans in one volume.
+    owners = [(h.study_instance_uid, h.patient_id) for h in kept]
+    if len(set(owners)) > 1:
+        before = kept
+        kept, best_owner, owner_counts = _majority(kept, owners)
+        dropped = [h for h in before if (h.study_instance_uid, h.patient_id) != best_owner]
+        findings.append(
+            Finding(
+                FindingKind.MIXED_STUDIES,
+                f"one SeriesInstanceUID spans {len(owner_counts)} (study, patient) pairs; kept "
+                f"study {best_owner[0]} ({owner_counts[best_owner]} files), left out "
+                f"{_names(dropped)}",
             )
         )
 

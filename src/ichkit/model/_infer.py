@@ -408,6 +408,11 @@ def _left_out_images(
         uid = header.sop_instance_uid
         if not uid or uid in known:
             continue  # a second copy of an image that has its rows
+        if header.study_instance_uid != series.study_instance_uid:
+            # another exam under the same SeriesInstanceUID (mixed_studies): this
+            # series' slices say nothing about it, so it gets no rows
+            logger.warning("left out, no rows (another study in this series): %s", path)
+            continue
         known.add(uid)
         source = "series mean"
         p = image_probs.mean(axis=0)
