@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import typer
@@ -87,6 +88,17 @@ def test_ichkit_error_becomes_one_line(capsys: pytest.CaptureFixture[str]) -> No
         app.registered_commands = [
             c for c in app.registered_commands if c.name != "_raise-for-test"
         ]
+
+
+def test_a_file_system_error_becomes_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An output that cannot be written: exit 2 and the path, not a traceback."""
+    (tmp_path / "file").write_text("x")
+    assert main(["synth", str(tmp_path / "file" / "out"), "--exams", "1", "--size", "32"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ichkit: error: ") and "file" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_console_script_runs() -> None:

@@ -115,6 +115,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         sys.stderr.write(f"ichkit: error: {exc}\n")
         return exc.exit_status
+    except OSError as exc:  # an output folder that cannot be made, a full disk, …
+        if _state["verbose"]:
+            raise
+        where = exc.filename if exc.filename is not None else "?"
+        sys.stderr.write(f"ichkit: error: {where}: {exc.strerror or exc}\n")
+        return 2
     return int(result) if isinstance(result, int) else 0
 
 

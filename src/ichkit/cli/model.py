@@ -189,7 +189,7 @@ def _relaunch(
         cmd += ["--resume", str(resume)]
     if not progress:
         cmd.append("--no-progress")
-    if logging.getLogger().isEnabledFor(logging.DEBUG):
+    if logging.getLogger("ichkit").isEnabledFor(logging.DEBUG):
         cmd.append("-v")  # ichkit -v train --nproc N: the workers log at debug level too
     logger.info("launching: %s", " ".join(cmd))
     return subprocess.call(cmd)
