@@ -22,10 +22,14 @@ os.umask(_UMASK)
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[bytes]]:
+def atomic_open(
+    path: str | os.PathLike[str], mode: str = "wb", *, perms: int | None = None
+) -> Iterator[IO[bytes]]:
     """Open a temporary file beside ``path``; rename it to ``path`` on success.
 
     On an exception the temporary file is removed and ``path`` is untouched.
+    The file gets the mode ``open()`` would give (0666 less the umask), or
+    ``perms`` exactly (e.g. 0o600 for a file that holds patient data).
     """
     if mode not in ("wb", "w"):
         raise ValueError(f"mode must be 'wb' or 'w', not {mode!r}")
@@ -35,7 +39,7 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[b
     try:
         # mkstemp makes the file owner-only; give it the mode open() would have
         # (a cache or checkpoint shared between users must stay readable)
-        os.fchmod(fd, 0o666 & ~_UMASK)
+        os.fchmod(fd, (0o666 & ~_UMASK) if perms is None else perms)
         with os.fdopen(fd, mode) as handle:
             yield handle
             handle.flush()

@@ -300,3 +300,25 @@ def test_truncated_large_pixel_data_is_quarantined(tmp_path: Path, key_path: Pat
     assert summary.reasons == {Reason.TRUNCATED.value: 1}
     out = pydicom.dcmread(next((tmp_path / "out").rglob("*.dcm")))
     assert out.PixelData == pydicom.dcmread(good).PixelData
+
+
+def test_outputs_are_shareable_and_phi_is_owner_only(
+    mixed_tree: Path, tmp_path: Path, key_path: Path
+) -> None:
+    """De-identified files get the umask's mode; originals and the site report 0600."""
+    import stat
+
+    from ichkit._atomic import _UMASK
+
+    summary = deidentify_tree(mixed_tree, tmp_path / "out", key=key_path)
+
+    def mode(p: Path) -> int:
+        return stat.S_IMODE(p.stat().st_mode)
+
+    written = list((tmp_path / "out").rglob("*.dcm"))
+    assert written and {mode(p) for p in written} == {0o666 & ~_UMASK}
+    quarantine = tmp_path / "out-quarantine"
+    assert mode(quarantine) == 0o700
+    copies = list((quarantine / "files").rglob("*.dcm"))
+    assert copies and {mode(p) for p in copies} == {0o600}
+    assert mode(Path(summary.site_report_path or "")) == 0o600

@@ -364,12 +364,14 @@ _temp_counter = itertools.count()
 
 
 def _create_temp(folder: str, name: str) -> tuple[int, str]:
-    """Create ``folder/.<name>.<pid>-<n>.tmp`` (mode 0600, as :func:`tempfile.mkstemp`);
+    """Create ``folder/.<name>.<pid>-<n>.tmp`` (0666 less the umask, as ``open()``);
     return (fd, path). One open per file: no stat of the folder, no retry unless taken."""
     for _ in range(100):
         temp = f"{folder}{os.sep}.{name}.{os.getpid():x}-{next(_temp_counter):x}.tmp"
         try:
-            return os.open(temp, _TEMP_FLAGS, 0o600), temp
+            # the umask's mode, as open() gives: these files are meant to leave
+            # the site (the ones holding PHI, in the quarantine, are 0600)
+            return os.open(temp, _TEMP_FLAGS, 0o666), temp
         except FileExistsError:
             continue
         except FileNotFoundError:  # the folder went away since it was made
@@ -385,7 +387,8 @@ def _copy_to_quarantine(job: _Job, path: str, rel: str) -> str:
     """
     target = Path(job.quarantine, "files", rel)
     try:
-        with open(path, "rb") as source, atomic_open(target, "wb") as handle:
+        # an original file (PHI): owner-only, in an owner-only quarantine folder
+        with open(path, "rb") as source, atomic_open(target, "wb", perms=0o600) as handle:
             shutil.copyfileobj(source, handle, 1 << 20)
     except OSError as err:
         logger.warning("%s: quarantined without a copy: %s", path, err.strerror or err)
@@ -632,6 +635,7 @@ def deidentify_tree(
         if store is None:  # pragma: no cover - only None in a dry run
             raise RuntimeError("mapping store not open")
         quarantine.mkdir(parents=True, exist_ok=True)
+        quarantine.chmod(0o700)  # originals and the site report (PHI) live here
         dst_path.mkdir(parents=True, exist_ok=True)
         summary.report_path = str(dst_path / REPORT_NAME)
         summary.site_report_path = str(quarantine / SITE_REPORT_NAME)
@@ -639,7 +643,7 @@ def deidentify_tree(
         summary.store_path = str(store_path)
         with (
             atomic_open(summary.report_path, "w") as report_handle,
-            atomic_open(summary.site_report_path, "w") as site_handle,
+            atomic_open(summary.site_report_path, "w", perms=0o600) as site_handle,
             _executor(config, job) as (submit, in_flight),
         ):
             report = _csv_writer(report_handle, REPORT_COLUMNS)
