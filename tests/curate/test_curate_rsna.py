@@ -136,6 +136,7 @@ def test_export_with_split_writes_the_rsna_layout(catalog_url: str, tmp_path: Pa
     assert report.test_images == 20  # 2 of 6 patients, 10 slices each
     assert sorted(p.name for p in out.iterdir()) == [
         "exams.csv",
+        "image_exams.csv",
         "stage_2_sample_submission.csv",
         "stage_2_test",
         "stage_2_test_truth.csv",
@@ -161,6 +162,11 @@ def test_export_with_split_writes_the_rsna_layout(catalog_url: str, tmp_path: Pa
         *LABELS,
     ]
     assert sorted(exams["subset"].value_counts().to_dict().items()) == [("test", 2), ("train", 4)]
+    # image_exams.csv is the image -> exam map ichkit score --exams reads
+    from ichkit.metrics import read_exam_map
+
+    mapping = read_exam_map(out / "image_exams.csv")
+    assert len(mapping) == 60 and len(set(mapping.values())) == 6
     # Files are hard links of the catalogued ones (same inode).
     one = next((out / "stage_2_train").iterdir())
     assert one.stat().st_nlink == 2

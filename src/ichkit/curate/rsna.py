@@ -9,8 +9,10 @@ The layout (RSNA Intracranial Hemorrhage Detection, stage 2)::
 
 File names carry no structure: images are grouped into series and studies
 by their headers (StudyInstanceUID, SeriesInstanceUID) when ingested. Export
-adds our ``exams.csv`` (one row per exam) and ``stage_2_test_truth.csv`` (the
-test labels, to be kept private by a challenge host).
+adds our ``exams.csv`` (one row per exam), ``image_exams.csv`` (image id,
+study, subset: the map ``ichkit score --exams`` reads) and
+``stage_2_test_truth.csv`` (the test labels, to be kept private by a challenge
+host).
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ RSNA_FILES = {
     "sample_submission": "stage_2_sample_submission.csv",
     "test_truth": "stage_2_test_truth.csv",
     "exams": "exams.csv",
+    "image_exams": "image_exams.csv",
 }
 
 
@@ -337,6 +340,16 @@ def export_rsna(
     exams = _exams_table(images)
     atomic_write_text(root / RSNA_FILES["exams"], exams.to_csv(index=False))
     files.append(root / RSNA_FILES["exams"])
+    # image -> exam, the map `ichkit score --exams` reads for exam-level AUC
+    image_exams = pd.DataFrame(
+        {
+            "image_id": images.index.astype(str),
+            "study": images["study_instance_uid"].to_numpy(),
+            "subset": images["subset"].to_numpy(),
+        }
+    )
+    atomic_write_text(root / RSNA_FILES["image_exams"], image_exams.to_csv(index=False))
+    files.append(root / RSNA_FILES["image_exams"])
     report.exams = len(exams)
     report.files = [train_dir, test_dir, *files]
     logger.info("%s", report.summary())
