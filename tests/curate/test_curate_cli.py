@@ -104,3 +104,21 @@ def test_unknown_label_source_is_one_line(
     assert capsys.readouterr().err == (
         "ichkit: error: --source: no label source 'nope'; the catalog has: (none)\n"
     )
+
+
+def test_ingest_checks_its_labels_file_before_ingesting(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bad --labels file stops the command before any file is catalogued."""
+    _site(tmp_path / "dicom", "alpha", 1)
+    (tmp_path / "bad.csv").write_text("ID,Label\nID_x_epidural,7\n")
+    db = f"sqlite:///{tmp_path / 'c.db'}"
+    args = ["ingest", str(tmp_path / "dicom" / "alpha"), "--site", "alpha", "--db", db]
+    assert main([*args, "--labels", str(tmp_path / "bad.csv"), "--no-progress"]) == 2
+    assert "bad.csv" in capsys.readouterr().err
+    from sqlalchemy import func, select
+
+    from ichkit.catalog import Instance, open_catalog
+
+    with open_catalog(db).connect() as c:
+        assert c.execute(select(func.count()).select_from(Instance)).scalar_one() == 0

@@ -83,9 +83,12 @@ def ingest_command(
     """
     from rich.console import Console
 
-    from ichkit.catalog import IngestConfig, import_labels_csv, ingest, open_catalog
+    from ichkit.catalog import IngestConfig, import_labels, ingest, open_catalog
+    from ichkit.labels import read_labels
 
     config = IngestConfig(batch_size=batch_size, workers=workers, checksum=checksum)
+    # read (and check) the labels before the ingest, which may take hours
+    wide = None if labels is None else read_labels(labels)
     engine = open_catalog(db)
     with progress_bar(f"ingest {site}", enabled=not no_progress) as advance:
         report = ingest(engine, directory, site=site, config=config, progress=advance)
@@ -99,12 +102,14 @@ def ingest_command(
         out.print(f"  changed: {path}: {reason}", markup=False)
     for collision in report.collisions[:20]:
         out.print(f"  collision: {collision}", markup=False)
-    if labels is not None:
-        label_report = import_labels_csv(engine, labels, source=label_source)
-        out.print(label_report.summary(), markup=False)
-    if report_csv is not None:
+    if report_csv is not None:  # written before the labels: they can still fail
         _write_ingest_report(report_csv, report)
         out.print(f"report: {report_csv}", markup=False)
+    if labels is not None and wide is not None:
+        label_report = import_labels(
+            engine, wide, source=label_source, description=f"imported from {labels}"
+        )
+        out.print(label_report.summary(), markup=False)
     out.print(f"catalog: {engine.url.render_as_string(hide_password=True)}", markup=False)
     return 3 if report.n_unreadable else 0
 
