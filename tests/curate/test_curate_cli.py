@@ -99,7 +99,10 @@ def test_dataset_commands_end_to_end(
 def test_unknown_label_source_is_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    from ichkit.catalog import open_catalog
+
     db = f"sqlite:///{tmp_path / 'c.db'}"
+    open_catalog(db)  # an empty catalog
     assert main(["export", "--db", db, "--out", str(tmp_path / "o"), "--source", "nope"]) == 2
     assert capsys.readouterr().err == (
         "ichkit: error: --source: no label source 'nope'; the catalog has: (none)\n"
@@ -122,3 +125,14 @@ def test_ingest_checks_its_labels_file_before_ingesting(
 
     with open_catalog(db).connect() as c:
         assert c.execute(select(func.count()).select_from(Instance)).scalar_one() == 0
+
+
+def test_a_mistyped_db_is_not_a_new_empty_catalog(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    typo = tmp_path / "typo.db"
+    out = ["--out", str(tmp_path / "o")]
+    for args in (["qc"], ["split"], ["stats", *out], ["export", *out]):
+        assert main([*args, "--db", f"sqlite:///{typo}"]) == 2, args
+        assert "no catalog database at" in capsys.readouterr().err
+    assert not typo.exists()

@@ -49,7 +49,9 @@ def _alembic_config(connection: Any) -> Any:
     return config
 
 
-def open_catalog(url: str = DEFAULT_URL, *, upgrade: bool = True) -> Engine:
+def open_catalog(
+    url: str = DEFAULT_URL, *, upgrade: bool = True, must_exist: bool = False
+) -> Engine:
     """Connect to a catalog and migrate its schema to the newest revision.
 
     Parameters
@@ -59,6 +61,10 @@ def open_catalog(url: str = DEFAULT_URL, *, upgrade: bool = True) -> Engine:
         ``postgresql+psycopg2://postgres@127.0.0.1:5432/ichkit``.
     upgrade
         Run the Alembic migrations (creating the tables on first use).
+    must_exist
+        Refuse an SQLite file that does not exist yet, rather than make an
+        empty catalog (commands that only read or curate one: a mistyped
+        ``--db`` must not look like an empty catalog).
 
     Returns
     -------
@@ -80,6 +86,12 @@ def open_catalog(url: str = DEFAULT_URL, *, upgrade: bool = True) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         database = engine.url.database
         if database and database != ":memory:" and not database.startswith("file:"):
+            if must_exist and not Path(database).is_file():
+                raise CatalogError(
+                    f"no catalog database at {database} (run ichkit ingest first, or check --db)",
+                    field="--db",
+                    value=shown,
+                )
             Path(database).parent.mkdir(parents=True, exist_ok=True)
     if upgrade:
         from alembic import command

@@ -139,7 +139,7 @@ def labels_import_command(
 
     from ichkit.catalog import import_labels_csv, open_catalog
 
-    engine = open_catalog(db)
+    engine = open_catalog(db, must_exist=True)
     report = import_labels_csv(engine, csv_path, source=source, kind=kind, strict=strict)
     Console(soft_wrap=True).print(report.summary(), markup=False)
     return 0

@@ -44,7 +44,7 @@ def qc_command(
     from ichkit.catalog import Series, open_catalog
     from ichkit.curate import QCConfig, run_qc, write_qc_csv
 
-    engine = open_catalog(db)
+    engine = open_catalog(db, must_exist=True)
     with engine.connect() as connection:
         total = int(connection.execute(select(func.count()).select_from(Series)).scalar_one())
     config = QCConfig(min_slices=min_slices, sample_reads=sample_reads, seed=seed)
@@ -138,7 +138,7 @@ def export_command(
     from ichkit.catalog import open_catalog
     from ichkit.curate import export_rsna
 
-    engine = open_catalog(db)
+    engine = open_catalog(db, must_exist=True)
     with progress_bar("export", enabled=not no_progress) as advance:
         report = export_rsna(engine, out, source=source, split=split, progress=advance)
     console = Console(soft_wrap=True)
@@ -201,7 +201,7 @@ def split_command(
         name=name,
         stratify_site=not no_site,
     )
-    engine = open_catalog(db)
+    engine = open_catalog(db, must_exist=True)
     result = make_split(engine, config)
     console = Console(soft_wrap=True)
     table = Table(title=f"split {name!r} (seed {seed}): positive exams per subset")
@@ -246,7 +246,7 @@ def stats_command(
     from ichkit.catalog import open_catalog
     from ichkit.curate import write_stats
 
-    engine = open_catalog(db)
+    engine = open_catalog(db, must_exist=True)
     paths = write_stats(engine, out, source=source, split=split)
     console = Console(soft_wrap=True)
     console.print(f"wrote {len(paths)} files:", markup=False)
