@@ -98,6 +98,9 @@ def test_only_bad_studies_is_an_error(
     # a missing folder is caught before any work, wherever it is in the list
     assert main(["predict", str(tmp_path / "a"), "x", "--model", model, "--out", str(out)]) == 2
     assert "x: STUDY_DIR: study folder not found" in capsys.readouterr().err
+    (tmp_path / "f.dcm").write_bytes(b"x")
+    assert main(["predict", str(tmp_path / "f.dcm"), "--model", model, "--out", str(out)]) == 2
+    assert "f.dcm: STUDY_DIR: is a file, not a study folder" in capsys.readouterr().err
 
 
 def test_heatmaps_check_the_checkpoint_before_predicting(

@@ -297,7 +297,10 @@ def predict(
     threshold: Annotated[
         float,
         typer.Option(
-            "--heatmap-threshold", help="'any' probability from which a slice gets a heatmap."
+            "--heatmap-threshold",
+            min=0.0,
+            max=1.0,
+            help="'any' probability from which a slice gets a heatmap.",
         ),
     ] = 0.5,
     slab_mm: Annotated[

@@ -507,7 +507,10 @@ def predict_studies(
     missing = [s for s in studies if not s.is_dir()]
     if missing:  # before any work: a mistyped name must not cost the rest of the batch
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-        raise ModelError(f"study folder not found{more}", path=missing[0], field="STUDY_DIR")
+        what = "is a file, not a study folder" if missing[0].is_file() else "study folder not found"
+        raise ModelError(f"{what}{more}", path=missing[0], field="STUDY_DIR")
+    if masks is not None and not Path(masks).is_dir():
+        raise ModelError("masks folder not found", path=masks, field="--masks")
     predictor = load_predictor(model) if isinstance(model, str | os.PathLike) else model
     unrecorded = False
     if slab_mm is None:
