@@ -174,3 +174,20 @@ def test_patients_sharing_a_study_are_split_together() -> None:
     after = assign_splits(shared, val_fraction=0.3, test_fraction=0.3, seed=0)
     assert after[:200] == before  # a patient alone splits as it always did
     assert after[200:] == before[:50]  # the re-keyed copies follow their study
+
+
+def test_label_arrays_equal_label_array_and_name_a_missing_image() -> None:
+    import numpy as np
+    import pandas as pd
+
+    from ichkit.labels import LABELS
+    from ichkit.model._data import label_array, label_arrays
+
+    rng = np.random.default_rng(0)
+    ids = [f"1.2.{i}" for i in range(50)]
+    table = pd.DataFrame(rng.random((50, 6)), index=pd.Index(ids), columns=list(LABELS))
+    series = [ids[3:10], [f"ID_{i}" for i in ids[20:23]], ids[40:41]]
+    for got, uids in zip(label_arrays(series, table), series, strict=True):
+        np.testing.assert_array_equal(got, label_array(uids, table))
+    with pytest.raises(DatasetError, match=r"image '9\.9' has no labels"):
+        label_arrays([ids[:2], ["9.9"]], table)

@@ -43,6 +43,7 @@ __all__ = [
     "discover_series",
     "find_layout",
     "label_array",
+    "label_arrays",
 ]
 
 logger = logging.getLogger(__name__)
@@ -418,3 +419,32 @@ def label_array(sop_instance_uids: Sequence[str], table: pd.DataFrame) -> npt.ND
     """(slices, 6) labels of a series' images from a wide labels table."""
     ids = [image_id(u) for u in sop_instance_uids]
     return np.ascontiguousarray(table.loc[ids, list(LABELS)].to_numpy(dtype=np.float32))
+
+
+def label_arrays(
+    series_uids: Sequence[Sequence[str]], table: pd.DataFrame
+) -> list[npt.NDArray[np.float32]]:
+    """:func:`label_array` of many series with one index lookup.
+
+    One ``table.loc`` per series cost ~1.2 ms on RSNA's 752k-row table, about
+    25 s for its 21.7k series; one ``get_indexer`` over every image is one pass.
+
+    Raises
+    ------
+    DatasetError
+        An image has no labels (naming it).
+    """
+    import pandas as pd
+
+    ids = [image_id(u) for uids in series_uids for u in uids]
+    rows = table.index.get_indexer(pd.Index(ids))
+    if (rows < 0).any():
+        missing = ids[int(np.flatnonzero(rows < 0)[0])]
+        raise DatasetError(
+            f"image {missing!r} has no labels", field="SOPInstanceUID", value=missing
+        )
+    values = table[list(LABELS)].to_numpy(dtype=np.float32)[rows]
+    bounds = np.cumsum([0] + [len(uids) for uids in series_uids])
+    return [
+        np.ascontiguousarray(values[bounds[k] : bounds[k + 1]]) for k in range(len(series_uids))
+    ]

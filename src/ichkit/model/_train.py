@@ -322,7 +322,7 @@ def load_split(
     """
     from ichkit.labels import read_labels
     from ichkit.model._cache import build_cache
-    from ichkit.model._data import assign_splits, discover_series, find_layout, label_array
+    from ichkit.model._data import assign_splits, discover_series, find_layout, label_arrays
 
     def report(kind: str, text: str = "", total: int | None = None) -> None:
         if progress is not None:
@@ -380,10 +380,10 @@ def load_split(
     )
     by_key = {c.key: c for c in cached}
     out: dict[str, list[Example]] = {name: [] for name in splits}
-    for s, n in zip(found, names, strict=True):
-        if n in splits:
-            c = by_key[s.key]
-            out[n].append(Example(c, label_array(c.sop_instance_uids, table)))
+    chosen = [(by_key[s.key], n) for s, n in zip(found, names, strict=True) if n in splits]
+    labels = label_arrays([c.sop_instance_uids for c, _ in chosen], table)
+    for (c, n), lab in zip(chosen, labels, strict=True):
+        out[n].append(Example(c, lab))
     logger.info(
         "dataset %s (%s): %s",
         layout.root,
