@@ -128,11 +128,12 @@ def test_ingest_checks_its_labels_file_before_ingesting(
 
 
 def test_a_mistyped_db_is_not_a_new_empty_catalog(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.chdir(tmp_path)  # qc's default --out is ./qc.csv
     typo = tmp_path / "typo.db"
     out = ["--out", str(tmp_path / "o")]
     for args in (["qc"], ["split"], ["stats", *out], ["export", *out]):
         assert main([*args, "--db", f"sqlite:///{typo}"]) == 2, args
         assert "no catalog database at" in capsys.readouterr().err
-    assert not typo.exists()
+    assert not typo.exists() and not (tmp_path / "qc.csv").exists()
