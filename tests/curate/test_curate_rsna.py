@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -196,15 +197,22 @@ def test_export_without_labels_is_an_error(tmp_path: Path) -> None:
         export_rsna(engine, tmp_path / "out")
 
 
-def test_export_follows_qc_even_when_it_excluded_everything(tmp_path: Path) -> None:
-    """QC that kept no series exports nothing (not everything); half-done QC is refused."""
-    from sqlalchemy import update
-
+def _labelled_catalog(tmp_path: Path, *, qc: bool = False) -> Any:
+    """Six synthetic patients ingested into an SQLite catalog with their labels."""
     truth = _synthetic_tree(tmp_path / "d")
     engine = open_catalog(f"sqlite:///{tmp_path / 'c.db'}")
     ingest(engine, tmp_path / "d", site="alpha", config=IngestConfig(workers=1))
     import_labels(engine, truth, source="truth")
-    run_qc(engine)
+    if qc:
+        run_qc(engine)
+    return engine
+
+
+def test_export_follows_qc_even_when_it_excluded_everything(tmp_path: Path) -> None:
+    """QC that kept no series exports nothing (not everything); half-done QC is refused."""
+    from sqlalchemy import update
+
+    engine = _labelled_catalog(tmp_path, qc=True)
     with engine.begin() as c:  # as if QC had excluded every series
         c.execute(update(Series).values(qc_status="excluded", selected=False))
     with pytest.raises(CurationError, match="labels no exportable image"):
@@ -220,11 +228,7 @@ def test_split_leaves_out_exams_qc_excluded(tmp_path: Path) -> None:
     """Only exams with a series QC selected are split (and so counted in the figures)."""
     from sqlalchemy import update
 
-    truth = _synthetic_tree(tmp_path / "d")
-    engine = open_catalog(f"sqlite:///{tmp_path / 'c.db'}")
-    ingest(engine, tmp_path / "d", site="alpha", config=IngestConfig(workers=1))
-    import_labels(engine, truth, source="truth")
-    run_qc(engine)
+    engine = _labelled_catalog(tmp_path, qc=True)
     all_six = make_split(engine, SplitConfig(test=0.34, seed=1))
     assert len(all_six.assignment) == 6
     with engine.begin() as c:  # QC excluded the one series of one study
@@ -245,10 +249,7 @@ def test_a_copied_export_is_not_copied_again(
 
     from ichkit.curate import rsna
 
-    truth = _synthetic_tree(tmp_path / "d")
-    engine = open_catalog(f"sqlite:///{tmp_path / 'c.db'}")
-    ingest(engine, tmp_path / "d", site="alpha", config=IngestConfig(workers=1))
-    import_labels(engine, truth, source="truth")
+    engine = _labelled_catalog(tmp_path)
 
     def no_link(src: str, dst: str) -> None:
         raise OSError(18, "Invalid cross-device link")

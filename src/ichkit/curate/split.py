@@ -210,24 +210,17 @@ def _patient_units(exams: pd.DataFrame) -> tuple[dict[int, int], int]:
     exam sent by two sites) must not land in two subsets. Returns patient id →
     unit id (union-find over shared studies) and how many studies join patients.
     """
-    parent: dict[int, int] = {}
+    from ichkit._unionfind import UnionFind
 
-    def find(a: int) -> int:
-        root = a
-        while parent.setdefault(root, root) != root:
-            root = parent[root]
-        while parent[a] != root:
-            parent[a], a = root, parent[a]
-        return root
-
+    sets = UnionFind[int]()
     shared = 0
     for _uid, pids in exams.groupby("study_instance_uid", sort=False)["patient_id"]:
         ids = sorted({int(p) for p in pids})
+        sets.find(ids[0])
         for other in ids[1:]:
-            parent[find(other)] = find(ids[0])
+            sets.union(ids[0], other)
         shared += len(ids) > 1
-        find(ids[0])
-    return {pid: find(pid) for pid in list(parent)}, shared
+    return {pid: sets.find(pid) for pid in sets.items()}, shared
 
 
 def _patient_table(exams: pd.DataFrame) -> pd.DataFrame:

@@ -381,29 +381,20 @@ def _patient_groups(series: Sequence[SeriesFiles]) -> list[str]:
     study. A patient alone keeps its own PatientID, so ordinary data splits
     exactly as before.
     """
-    parent: dict[str, str] = {}
-
-    def find(a: str) -> str:
-        root = a
-        while parent.setdefault(root, root) != root:
-            root = parent[root]
-        while parent[a] != root:
-            parent[a], a = root, parent[a]
-        return root
+    from ichkit._unionfind import UnionFind
 
     def node(s: SeriesFiles) -> str:
         return f"p:{s.patient_id}" if s.patient_id else f"s:{s.study_instance_uid}"
 
+    sets = UnionFind[str]()
     for s in series:
-        a, b = find(node(s)), find(f"s:{s.study_instance_uid}")
-        if a != b:
-            parent[max(a, b)] = min(a, b)
+        sets.union(node(s), f"s:{s.study_instance_uid}")
     best: dict[str, str] = {}
     for s in series:
         key = s.patient_id or s.study_instance_uid
-        root = find(node(s))
+        root = sets.find(node(s))
         best[root] = min(best.get(root, key), key)
-    return [best[find(node(s))] for s in series]
+    return [best[sets.find(node(s))] for s in series]
 
 
 def _read_split_file(path: Path) -> pd.DataFrame:
