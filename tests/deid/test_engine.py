@@ -98,6 +98,10 @@ def test_truncated_native_pixel_data() -> None:
         ("HEAD 03-12-19", False),
         ("3.12.19", False),
         ("CT HEAD 123-456-789", False),
+        ("HEAD 12/03", False),
+        # decimals and measures joined by / are not dates
+        ("HEAD 2.5/2.5", True),
+        ("AX 5mm/5mm", True),
     ],
 )
 def test_clean_descriptors(text: str, kept: bool) -> None:

@@ -719,9 +719,10 @@ def _check_sops(
     issues: list[tuple[str, str, IssueKind]] = []
     first_in_batch: dict[str, str] = {}
     for r in records:
-        earlier = seen.get(r.sop_instance_uid, [])
+        # the same path catalogued meanwhile (another ingest of this tree) is not a copy
+        earlier = [(n, q) for n, q in seen.get(r.sop_instance_uid, []) if q != r.path]
         first = first_in_batch.setdefault(r.sop_instance_uid, r.path)
-        if any(s == site_name for s, _ in earlier) or first != r.path:
+        if any(n == site_name for n, _ in earlier) or first != r.path:
             repeated.add(r.path)
         if by_sop[r.sop_instance_uid] > 1:
             earlier = earlier + [

@@ -634,8 +634,9 @@ def deidentify_tree(
 
         if store is None:  # pragma: no cover - only None in a dry run
             raise RuntimeError("mapping store not open")
-        quarantine.mkdir(parents=True, exist_ok=True)
-        quarantine.chmod(0o700)  # originals and the site report (PHI) live here
+        if not quarantine.exists():  # originals and the site report (PHI) live here
+            quarantine.parent.mkdir(parents=True, exist_ok=True)
+            quarantine.mkdir(mode=0o700)  # an existing one keeps the site's own modes
         dst_path.mkdir(parents=True, exist_ok=True)
         summary.report_path = str(dst_path / REPORT_NAME)
         summary.site_report_path = str(quarantine / SITE_REPORT_NAME)

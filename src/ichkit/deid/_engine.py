@@ -105,6 +105,7 @@ _AS_RE = re.compile(r"^(\d{3})([DWMY])$")
 _DATE_RE = re.compile(r"^(\d{8})(.*)$")
 _WORD_SPLIT = re.compile(r"[\s_()\[\],;:+=*#'\"^]+")
 _SUBWORD_SPLIT = re.compile(r"[-/\\.]+")
+_JOIN_SPLIT = re.compile(r"[-/\\]+")
 
 
 class Status(StrEnum):
@@ -747,13 +748,19 @@ def _clean_one(text: str, ctx: _Context) -> str | None:
     for word in words:
         if _safe_word(word, ctx):
             continue
-        parts = [p for p in _SUBWORD_SPLIT.split(word) if p]
-        if not parts or not all(_safe_word(p, ctx) for p in parts):
-            return None
-        # Numbers joined by - / \ . are dates ("12/03/19", "3.12.19") or ID
-        # numbers ("123-456-789"): at most one number per joined word. A decimal
-        # ("2.5", "0.625mm") is one word of the number pattern and never gets here.
-        if sum(ctx.number_re.match(p) is not None for p in parts) > 1:
+        # Whole numbers joined by - / \ or . are dates ("12/03/19", "3.12.19",
+        # "12/03") or ID numbers ("123-456-789"): at most one per joined word.
+        # Decimals and measures ("2.5/2.5", "5mm/5mm") are not whole numbers.
+        whole = 0
+        for part in (p for p in _JOIN_SPLIT.split(word) if p):
+            if _safe_word(part, ctx):
+                whole += part.isdigit()
+                continue
+            subparts = [p for p in _SUBWORD_SPLIT.split(part) if p]
+            if not subparts or not all(_safe_word(p, ctx) for p in subparts):
+                return None
+            whole += sum(p.isdigit() for p in subparts)
+        if whole > 1:
             return None
     return text or None
 

@@ -378,14 +378,16 @@ def _not_axial(series: Any) -> str | None:
 
 
 def _left_out_images(
-    series: Any, given: Sequence[Path], image_probs: F64
+    series: Any, given: Sequence[Path], image_probs: F64, elsewhere: list[str] | None = None
 ) -> tuple[list[dict[str, Any]], F64]:
     """Rows for the images of a series that its volume left out.
 
     Each gets the prediction of the kept slice nearest to its position along
     the slice normal (a duplicate position: the slice kept there); without a
     usable position (none, or another orientation), the series' mean image.
-    Files whose header cannot be read have no SOPInstanceUID and get no rows.
+    Files whose header cannot be read have no SOPInstanceUID and get no rows;
+    images of another study under the same SeriesInstanceUID get none either
+    and are appended to ``elsewhere``.
     """
     from ichkit.dicom import read_header
     from ichkit.errors import DicomError
@@ -412,6 +414,8 @@ def _left_out_images(
             # another exam under the same SeriesInstanceUID (mixed_studies): this
             # series' slices say nothing about it, so it gets no rows
             logger.warning("left out, no rows (another study in this series): %s", path)
+            if elsewhere is not None:
+                elsewhere.append(os.fspath(path))
             continue
         known.add(uid)
         source = "series mean"
@@ -550,9 +554,18 @@ def predict_studies(
             if unrecorded:
                 _warn_thin(series, predictor.path)
             pred = predict_series(predictor, series, study_dir=study, slab_mm=slab_mm or None)
+            elsewhere: list[str] = []
             pred.left_out, pred.left_out_probs = _left_out_images(
-                series, [*files, *left_out], pred.image_probs
+                series, [*files, *left_out], pred.image_probs, elsewhere
             )
+            if elsewhere:  # no rows for them: the submission misses images, say so
+                failed.append(
+                    {
+                        **where,
+                        "reason": f"{len(elsewhere)} image(s) of another study share this "
+                        f"SeriesInstanceUID and were not predicted (first: {elsewhere[0]})",
+                    }
+                )
             results.append(pred)
             predicted += 1
             if writer is not None:

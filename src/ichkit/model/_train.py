@@ -264,7 +264,10 @@ def resolve_precision(setting: str, device: torch.device) -> torch.dtype | None:
     if device.type == "cuda":
         # native bf16 only (Ampere and later): on a V100 or T4 emulated bf16 is slow,
         # and fp16 with a GradScaler uses their tensor cores
-        native_bf16 = torch.cuda.is_bf16_supported(including_emulation=False)
+        try:
+            native_bf16 = torch.cuda.is_bf16_supported(including_emulation=False)
+        except TypeError:  # torch < 2.4 has no including_emulation: Ampere (sm_80) and later
+            native_bf16 = torch.cuda.get_device_capability(device)[0] >= 8
         return torch.bfloat16 if native_bf16 else torch.float16
     # On CPUs without native bf16 (AVX2-only) autocast is slower than fp32.
     native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
@@ -793,11 +796,10 @@ def _train(
         logger.info("resuming from %s at epoch %d", payload["path"], start_epoch)
         if dist.main:
             _trim_metrics(metrics_csv, start_epoch)
-    elif dist.main:
-        # a fresh run into a used folder: an earlier run's best.ckpt must not pass for
-        # this run's (say, when this one never improves on a finite validation loss)
-        for stale in (metrics_csv, out / "best.ckpt", out / "last.ckpt", out / "model.onnx"):
-            stale.unlink(missing_ok=True)
+    elif dist.main and metrics_csv.exists():
+        # an earlier run's checkpoints stay until this run overwrites them; if this one
+        # never reaches a finite validation loss it raises (below) rather than export them
+        metrics_csv.unlink()
 
     dtype = resolve_precision(cfg.precision, dist.device)
     scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
@@ -943,8 +945,9 @@ def _train(
         from ichkit.errors import ModelError
 
         raise ModelError(
-            "no epoch gave a finite validation loss, so there is no best.ckpt (the training "
-            "diverged: try a lower lr, or precision=fp32); last.ckpt holds the last epoch",
+            "no epoch gave a finite validation loss, so this run wrote no best.ckpt (the "
+            "training diverged: try a lower lr, or precision=fp32; a best.ckpt in this folder "
+            "is an earlier run's); last.ckpt holds the last epoch",
             path=out,
             field="val_loss",
         )
