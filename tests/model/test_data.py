@@ -176,18 +176,19 @@ def test_patients_sharing_a_study_are_split_together() -> None:
     assert after[200:] == before[:50]  # the re-keyed copies follow their study
 
 
-def test_label_arrays_equal_label_array_and_name_a_missing_image() -> None:
+def test_label_arrays_equal_per_series_lookups_and_name_a_missing_image() -> None:
     import numpy as np
     import pandas as pd
 
-    from ichkit.labels import LABELS
-    from ichkit.model._data import label_array, label_arrays
+    from ichkit.labels import LABELS, image_id
+    from ichkit.model._data import label_arrays
 
     rng = np.random.default_rng(0)
     ids = [f"1.2.{i}" for i in range(50)]
     table = pd.DataFrame(rng.random((50, 6)), index=pd.Index(ids), columns=list(LABELS))
     series = [ids[3:10], [f"ID_{i}" for i in ids[20:23]], ids[40:41]]
     for got, uids in zip(label_arrays(series, table), series, strict=True):
-        np.testing.assert_array_equal(got, label_array(uids, table))
+        want = table.loc[[image_id(u) for u in uids], list(LABELS)].to_numpy(np.float32)
+        np.testing.assert_array_equal(got, want)
     with pytest.raises(DatasetError, match=r"image '9\.9' has no labels"):
         label_arrays([ids[:2], ["9.9"]], table)

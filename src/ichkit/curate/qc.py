@@ -395,6 +395,14 @@ def run_qc(
     return report
 
 
+def qc_progress(connection: Connection) -> tuple[int, int]:
+    """(series QC has given a status, all series): (0, n) before any QC run."""
+    checked, total = connection.execute(
+        select(func.count(Series.qc_status), func.count()).select_from(Series)
+    ).one()
+    return int(checked), int(total)
+
+
 def _select(connection: Connection, report: QCReport) -> None:
     """Select one included series per study; record ``not_selected`` for the others."""
     n_slices = (

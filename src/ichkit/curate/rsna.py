@@ -27,14 +27,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 
 from ichkit.catalog import (
     IngestConfig,
     IngestReport,
     LabelImportReport,
     LabelSourceKind,
-    Series,
     import_labels_csv,
     ingest,
     label_sources,
@@ -181,18 +180,18 @@ def _qc_ran(engine: Engine) -> bool:
         QC checked some series but not all (it was interrupted, or exams were
         ingested after it): its selection would be partial.
     """
+    from ichkit.curate.qc import qc_progress
+
     with engine.connect() as connection:
-        checked, total = connection.execute(
-            select(func.count(Series.qc_status), func.count()).select_from(Series)
-        ).one()
-    if 0 < int(checked) < int(total):
+        checked, total = qc_progress(connection)
+    if 0 < checked < total:
         raise CurationError(
             f"QC has checked {checked} of {total} series (interrupted, or exams were "
             "ingested since): run ichkit qc again before exporting",
             field="qc_status",
-            value=int(total) - int(checked),
+            value=total - checked,
         )
-    return int(checked) > 0
+    return checked > 0
 
 
 def _exams_table(images: pd.DataFrame) -> pd.DataFrame:

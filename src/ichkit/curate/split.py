@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, delete, func, insert, select
+from sqlalchemy import Engine, delete, insert, select
 
 from ichkit.catalog import Split, SplitMember, Subset, read_exam_labels
 from ichkit.errors import CurationError
@@ -223,14 +223,13 @@ def _patient_units(exams: pd.DataFrame) -> tuple[dict[int, int], int]:
     return {pid: sets.find(pid) for pid in sets.items()}, shared
 
 
-def _patient_table(exams: pd.DataFrame) -> pd.DataFrame:
+def _patient_table(exams: pd.DataFrame, units: dict[int, int]) -> pd.DataFrame:
     """Per unit of patients (see :func:`_patient_units`): site, exams, images, label maxima.
 
     Ordered by (site, PatientID) of the unit's first patient, not by catalog
     ids, so that a seed gives the same split whatever order the exams were
     ingested in.
     """
-    units, _ = _patient_units(exams)
     frame = exams.assign(unit=exams["patient_id"].map(units))
     if "patient_key" in frame:
         frame = frame.assign(
@@ -269,8 +268,8 @@ def split_patients(exams: pd.DataFrame, config: SplitConfig) -> tuple[dict[int, 
     """
     import numpy as np
 
-    patients = _patient_table(exams)  # one row per unit of patients that share studies
     units, shared = _patient_units(exams)
+    patients = _patient_table(exams, units)  # one row per unit of patients that share studies
     n = len(patients)
     if n == 0:
         raise CurationError("no labelled exams to split; import labels first", field="--source")
@@ -455,12 +454,10 @@ def make_split(engine: Engine, config: SplitConfig | None = None) -> SplitResult
 def _studies_qc_kept(engine: Engine) -> set[int] | None:
     """Catalog ids of studies with a series QC selected; None when QC has not run."""
     from ichkit.catalog import Series
+    from ichkit.curate.qc import qc_progress
 
     with engine.connect() as connection:
-        checked = connection.execute(
-            select(func.count(Series.qc_status)).select_from(Series)
-        ).scalar_one()
-        if not checked:
+        if not qc_progress(connection)[0]:
             return None
         rows = connection.execute(
             select(Series.study_id).where(Series.selected.is_(True)).distinct()

@@ -42,7 +42,6 @@ __all__ = [
     "assign_splits",
     "discover_series",
     "find_layout",
-    "label_array",
     "label_arrays",
 ]
 
@@ -406,16 +405,10 @@ def _read_split_file(path: Path) -> pd.DataFrame:
         raise DatasetError(f"cannot read split file: {err}", path=path) from err
 
 
-def label_array(sop_instance_uids: Sequence[str], table: pd.DataFrame) -> npt.NDArray[np.float32]:
-    """(slices, 6) labels of a series' images from a wide labels table."""
-    ids = [image_id(u) for u in sop_instance_uids]
-    return np.ascontiguousarray(table.loc[ids, list(LABELS)].to_numpy(dtype=np.float32))
-
-
 def label_arrays(
     series_uids: Sequence[Sequence[str]], table: pd.DataFrame
 ) -> list[npt.NDArray[np.float32]]:
-    """:func:`label_array` of many series with one index lookup.
+    """The (slices, 6) labels of each series' images, with one index lookup.
 
     One ``table.loc`` per series cost ~1.2 ms on RSNA's 752k-row table, about
     25 s for its 21.7k series; one ``get_indexer`` over every image is one pass.

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from ichkit.errors import ModelError
 from ichkit.model._preprocess import CropBox, preprocess_volume
 from ichkit.model._slabs import slab_mean
 
-__all__ = ["HeatmapWriter", "gradcam", "intracranial_mask", "to_original", "write_heatmaps"]
+__all__ = ["HeatmapWriter", "gradcam", "intracranial_mask", "to_original"]
 
 logger = logging.getLogger(__name__)
 
@@ -361,23 +361,3 @@ def _check_same_model(onnx_meta: dict[str, Any], ckpt_meta: dict[str, Any], ckpt
                 path=ckpt,
                 field=key,
             )
-
-
-def write_heatmaps(
-    predictor: Any,
-    results: Sequence[Any],
-    volumes: Mapping[str, Any],
-    out: Path,
-    *,
-    masks: Path | None = None,
-    threshold: float = 0.5,
-) -> dict[str, Any]:
-    """Write overlays of positive slices; return a summary (peak-in-lesion rate with masks).
-
-    :class:`HeatmapWriter` over ``results`` (``volumes``: each series' loaded
-    volume by SeriesInstanceUID).
-    """
-    writer = HeatmapWriter(predictor, out, masks=masks, threshold=threshold)
-    for pred in results:
-        writer.add(pred, volumes[pred.series_instance_uid])
-    return writer.summary()
