@@ -95,7 +95,8 @@ def test_a_series_written_again_is_rebuilt(tiny_dataset: Any, tmp_path: Any) -> 
         st = os.stat(path)
         os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
     (again,) = discover_series(find_layout(data), labelled, index_file=index)[:1]
-    assert again == series
+    assert (again.files, again.sop_instance_uids) == (series.files, series.sop_instance_uids)
+    assert again.source != series.source  # the scan saw the new times
     (second,) = build_cache([again], tmp_path / "c", size=32)
     assert second.source != first.source
     assert (np.array(second.load()) != before).any()
@@ -113,3 +114,41 @@ def test_a_series_written_again_is_rebuilt(tiny_dataset: Any, tmp_path: Any) -> 
     assert third.source is not None and list(third.sop_instance_uids) == list(
         series.sop_instance_uids
     )
+
+
+def test_a_warm_start_stats_each_file_once(
+    tiny_dataset: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The series index carries each series' fingerprint: the cache check reads no file times."""
+    import csv
+    import json
+
+    import ichkit.model._cache as cache
+    from ichkit.model._data import discover_series, find_layout
+
+    rows = list(csv.DictReader((tiny_dataset / "truth.csv").read_text().splitlines()))
+    labelled = {r["ID"].rsplit("_", 1)[0][3:] for r in rows}
+    index = tmp_path / "index.json"
+    scanned = discover_series(find_layout(tiny_dataset), labelled, index_file=index)
+    assert all(s.source == cache.source_fingerprint(s.files) for s in scanned)
+    built = cache.build_cache(scanned, tmp_path / "c", size=32)
+    reused = discover_series(find_layout(tiny_dataset), labelled, index_file=index)
+    assert reused == scanned  # from the index, fingerprints included
+
+    def no_stat(files: Any) -> str:
+        raise AssertionError("the cache stats the files again")
+
+    monkeypatch.setattr(cache, "source_fingerprint", no_stat)
+    again = cache.build_cache(reused, tmp_path / "c", size=32)
+    assert [a.path for a in again] == [b.path for b in built]
+    # an index written by an older ichkit (no fingerprints) still works: the cache stats
+    monkeypatch.undo()
+    stored = json.loads(index.read_text())
+    for s in stored["series"]:
+        del s["source"]
+    index.write_text(json.dumps(stored))
+    older = discover_series(find_layout(tiny_dataset), labelled, index_file=index)
+    assert all(s.source is None for s in older)
+    assert [a.path for a in cache.build_cache(older, tmp_path / "c", size=32)] == [
+        b.path for b in built
+    ]

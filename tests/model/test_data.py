@@ -147,6 +147,68 @@ def test_split_file_columns(exported: dict[str, Any], tmp_path: Path) -> None:
         assign_splits(series, val_fraction=0.1, test_fraction=0.1, seed=0, split_file=unknown)
 
 
+def test_split_file_naming_a_uid_twice_with_two_splits_is_an_error(
+    exported: dict[str, Any], tmp_path: Path
+) -> None:
+    series = exported["series"]
+    uid = series[0].series_instance_uid
+    twice = tmp_path / "twice.csv"
+    twice.write_text(
+        f"series,subset\n{uid},train\n{series[1].series_instance_uid},val\n{uid},test\n"
+    )
+    with pytest.raises(DatasetError, match="given both 'train' and 'test'") as err:
+        assign_splits(series, val_fraction=0.1, test_fraction=0.1, seed=0, split_file=twice)
+    assert "twice.csv" in str(err.value) and uid in str(err.value)
+    # the same split twice is harmless
+    twice.write_text(f"series,subset\n{uid},val\n{uid},val\n")
+    names = assign_splits(series, val_fraction=0.1, test_fraction=0.1, seed=0, split_file=twice)
+    assert names[0] == "val"
+
+
+def test_a_split_file_that_shares_a_patient_between_splits_is_refused(
+    exported: dict[str, Any], tmp_path: Path
+) -> None:
+    """exams.csv lists series by study; the headers say two of them are one patient."""
+    import pydicom
+
+    subsets, sp = exported["subsets"], exported["series_patient"]
+    root = tmp_path / "leaky"
+    shutil.copytree(exported["with_truth"], root)
+    assert subsets["P0001"] == "val" and subsets["P0003"] == "train"
+    # P0003's images turn out to be P0001's (same person, two exams)
+    moved = [uid for uid, patient in sp.items() if patient == "P0003"]
+    changed = 0
+    for path in (root / "stage_2_train").glob("*.dcm"):
+        ds = pydicom.dcmread(path)
+        if ds.SeriesInstanceUID in moved:
+            ds.PatientID = "P0001"
+            ds.save_as(path)
+            changed += 1
+    assert changed
+    cfg = load_config(preset="tiny", overrides={"data": str(root), "split_file": "exams.csv"})
+    with pytest.raises(DatasetError, match="not patient-disjoint") as err:
+        load_split(cfg, cache_dir=tmp_path / "cache", splits=("train", "val"))
+    assert "patient 'P0001' has series in train and val" in str(err.value)
+    assert "exams.csv" in str(err.value)
+
+
+def test_check_patient_disjoint_groups_patients_sharing_a_study() -> None:
+    from ichkit.model._data import SeriesFiles, check_patient_disjoint
+
+    def one(patient: str, study: str, series: str) -> SeriesFiles:
+        return SeriesFiles(series, study, patient, (Path(f"{series}.dcm"),), (f"{series}.1",))
+
+    series = [one("P1", "st1", "a"), one("P2", "st2", "b"), one("Q1", "st1", "c")]
+    check_patient_disjoint(series, ["train", "test", "train"])
+    check_patient_disjoint(series, ["train", "test", ""])  # a series left out counts for none
+    # Q1 is P1 under another PatientID (they share study st1)
+    with pytest.raises(DatasetError, match="patient 'P1' has series in test and train"):
+        check_patient_disjoint(series, ["train", "val", "test"])
+    many = [one(f"P{i}", f"st{i}", f"s{i}{k}") for i in range(3) for k in "xy"]
+    with pytest.raises(DatasetError, match=r"\(3 patients in all\)"):
+        check_patient_disjoint(many, ["train", "test"] * 3)
+
+
 def test_an_image_labelled_twice_is_an_error(exported: dict[str, Any], tmp_path: Path) -> None:
     root = tmp_path / "dup"
     shutil.copytree(exported["with_truth"], root)

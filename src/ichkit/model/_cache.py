@@ -121,7 +121,7 @@ def _reusable(cached: CachedSeries | None, series: SeriesFiles) -> bool:
     if cached is None or cached.series_instance_uid != series.series_instance_uid:
         return False
     if cached.source is not None:
-        return cached.source == source_fingerprint(series.files)
+        return cached.source == (series.source or source_fingerprint(series.files))
     # an older sidecar: at least its images must be this series' images
     return set(cached.sop_instance_uids) <= set(series.sop_instance_uids)
 

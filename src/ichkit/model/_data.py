@@ -40,6 +40,7 @@ __all__ = [
     "DatasetLayout",
     "SeriesFiles",
     "assign_splits",
+    "check_patient_disjoint",
     "discover_series",
     "find_layout",
     "label_arrays",
@@ -161,6 +162,10 @@ class SeriesFiles:
         The series' files, in slice order.
     sop_instance_uids
         SOPInstanceUID of each file.
+    source
+        :func:`ichkit.model._cache.source_fingerprint` of ``files`` when it
+        is known from the scan (the cache then checks its entries without
+        another ``stat`` of every file); None: the cache computes it.
     """
 
     series_instance_uid: str
@@ -168,6 +173,7 @@ class SeriesFiles:
     patient_id: str
     files: tuple[Path, ...]
     sop_instance_uids: tuple[str, ...]
+    source: str | None = None
 
     @property
     def key(self) -> str:
@@ -215,6 +221,7 @@ def discover_series(
         Series with at least one labelled image, sorted by patient, study, series.
     """
     from ichkit.dicom import SliceHeader, group_series, iter_files, iter_headers
+    from ichkit.model._cache import source_fingerprint
 
     files = sorted(iter_files(layout.images))
     digest = _files_digest(files)
@@ -243,6 +250,8 @@ def discover_series(
             patient_id=r.patient_id,
             files=tuple(r.files),
             sop_instance_uids=tuple(uids[p] for p in r.files),
+            # the index is reused only while no file changed, so neither did this
+            source=source_fingerprint(r.files),
         )
         for r in scan.series
     ]
@@ -263,6 +272,7 @@ def _to_json(s: SeriesFiles) -> dict[str, object]:
         "patient": s.patient_id,
         "files": [os.fspath(p) for p in s.files],
         "sops": list(s.sop_instance_uids),
+        "source": s.source,
     }
 
 
@@ -273,6 +283,7 @@ def _from_json(d: dict[str, object]) -> SeriesFiles:
         patient_id=str(d["patient"]),
         files=tuple(Path(str(p)) for p in d["files"]),  # type: ignore[attr-defined]
         sop_instance_uids=tuple(str(u) for u in d["sops"]),  # type: ignore[attr-defined]
+        source=str(d["source"]) if d.get("source") else None,  # an older index has none
     )
 
 
@@ -358,9 +369,14 @@ def assign_splits(
             continue
         mapping: dict[str, str] = {}
         for ids, name in zip(table[column].fillna(""), names, strict=True):
-            for uid in str(ids).split(";"):
-                if uid.strip():
-                    mapping[uid.strip()] = name
+            for uid in (u.strip() for u in str(ids).split(";")):
+                if uid and mapping.setdefault(uid, name) != name:
+                    raise DatasetError(
+                        f"{uid!r} is given both {mapping[uid]!r} and {name!r}",
+                        path=split_file,
+                        field=column,
+                        value=uid,
+                    )
         return [mapping.get(getattr(s, attr), "") for s in series]
     raise DatasetError(
         "split file needs a series_instance_uid, study_instance_uid or patient_id column "
@@ -369,6 +385,41 @@ def assign_splits(
         field="columns",
         value=list(table.columns),
     )
+
+
+def check_patient_disjoint(
+    series: Sequence[SeriesFiles], names: Sequence[str], *, source: Path | None = None
+) -> None:
+    """Refuse splits that share a patient (``names[i]`` is series *i*'s split, ``""`` none).
+
+    Patients are grouped as :func:`assign_splits` groups them (PatientID,
+    joined across shared studies), so a patient whose exams were sent under
+    two PatientIDs counts once. A model evaluated on a patient it was trained
+    on (or picked its epoch on) reports figures that do not hold for new
+    patients.
+
+    Raises
+    ------
+    DatasetError
+        Some patient has series in two splits (the first one is named, with
+        how many patients are affected).
+    """
+    seen: dict[str, set[str]] = {}
+    for key, name in zip(_patient_groups(series), names, strict=True):
+        if name:
+            seen.setdefault(key, set()).add(name)
+    shared = sorted(key for key, found in seen.items() if len(found) > 1)
+    if shared:
+        first = shared[0]
+        raise DatasetError(
+            f"the splits are not patient-disjoint: patient {first!r} has series in "
+            f"{' and '.join(sorted(seen[first]))}"
+            + (f" ({len(shared)} patients in all)" if len(shared) > 1 else "")
+            + "; give each patient (every series of every study) one split",
+            path=source,
+            field="PatientID",
+            value=first,
+        )
 
 
 def _patient_groups(series: Sequence[SeriesFiles]) -> list[str]:

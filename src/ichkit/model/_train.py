@@ -325,7 +325,13 @@ def load_split(
     """
     from ichkit.labels import read_labels
     from ichkit.model._cache import build_cache
-    from ichkit.model._data import assign_splits, discover_series, find_layout, label_arrays
+    from ichkit.model._data import (
+        assign_splits,
+        check_patient_disjoint,
+        discover_series,
+        find_layout,
+        label_arrays,
+    )
 
     def report(kind: str, text: str = "", total: int | None = None) -> None:
         if progress is not None:
@@ -370,6 +376,7 @@ def load_split(
         table = _join_label_tables(table, test_table, test_part.labels)
         found = found + test_found
         names = names + ["test"] * len(test_found)
+    check_patient_disjoint(found, names, source=split_file or layout.root)
     wanted = [s for s, n in zip(found, names, strict=True) if n in splits]
     crop = "" if cfg.crop == "square" else f" ({cfg.crop} crop)"
     report("stage", f"caching {len(wanted)} series at {cfg.input_size} px{crop}", len(wanted))
