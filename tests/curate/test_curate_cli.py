@@ -65,6 +65,16 @@ def test_dataset_commands_end_to_end(
     out = capsys.readouterr().out
     assert "split 'default' stored" in out
     assert (tmp_path / "split" / "split_config.json").exists()
+    # another draw under the same name is refused (exit 2) unless --replace is given
+    for seed in range(2, 20):
+        if main(["split", *db, "--test", "0.25", "--seed", str(seed)]) == 2:
+            break
+        capsys.readouterr()
+    err = capsys.readouterr().err
+    assert "split named 'default' is already stored" in err and "--replace" in err
+    assert main(["split", *db, "--test", "0.25", "--seed", str(seed), "--replace"]) == 0
+    assert main(["split", *db, "--test", "0.25", "--seed", "1", "--replace"]) == 0
+    capsys.readouterr()
     assert main(["stats", *db, "--out", str(tmp_path / "stats"), "--split", "default"]) == 0
     assert (tmp_path / "stats" / "exam_distribution.png").exists()
     export = tmp_path / "export"

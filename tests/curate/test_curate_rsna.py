@@ -174,7 +174,7 @@ def test_export_with_split_writes_the_rsna_layout(catalog_url: str, tmp_path: Pa
     # Export is idempotent; a new split removes images that moved between sets.
     again = export_rsna(engine, out, split="default")
     assert again.unchanged == 60 and again.linked == 0
-    make_split(engine, SplitConfig(test=0.34, seed=5))
+    make_split(engine, SplitConfig(test=0.34, seed=5), replace=True)
     moved = export_rsna(engine, out, split="default")
     n_files = len(list((out / "stage_2_train").iterdir())) + len(
         list((out / "stage_2_test").iterdir())
@@ -236,7 +236,9 @@ def test_split_leaves_out_exams_qc_excluded(tmp_path: Path) -> None:
         c.execute(
             update(Series).where(Series.id == first).values(qc_status="excluded", selected=False)
         )
-    five = make_split(engine, SplitConfig(test=0.34, seed=1))
+    with pytest.raises(CurationError, match="split named 'default' is already stored"):
+        make_split(engine, SplitConfig(test=0.34, seed=1))  # the stored split stays
+    five = make_split(engine, SplitConfig(test=0.34, seed=1), replace=True)
     assert len(five.assignment) == 5
     assert int(five.distribution["exams"].sum()) == 5
 

@@ -108,6 +108,29 @@ def test_balance_positive_enriches_the_test_set(synthetic_db: str) -> None:
         make_split(engine, SplitConfig(test=0.9 - 1e-9, seed=2, balance_positive=0.99))
 
 
+def test_a_stored_split_is_replaced_only_on_request(synthetic_db: str) -> None:
+    """Drawing a split under a used name refuses to change it without replace=True."""
+    engine = open_catalog(synthetic_db)
+    first = make_split(engine, SplitConfig(test=0.2, seed=11, name="kept"))
+    # the same draw again (same seed, same exams) is stored again without fuss
+    again = make_split(engine, SplitConfig(test=0.2, seed=11, name="kept"))
+    assert again.assignment == first.assignment
+    with pytest.raises(CurationError, match=r"split named 'kept' is already stored") as err:
+        make_split(engine, SplitConfig(test=0.2, seed=12, name="kept"))
+    assert "--replace" in str(err.value) and err.value.field == "name"
+    other_draw = split_patients(
+        read_exam_labels(engine, "synthetic"), SplitConfig(test=0.2, seed=12, name="kept")
+    )[0]
+    moved = sum(first.assignment[p] != other_draw[p] for p in first.assignment)
+    assert moved and f"({moved} patient(s) in another subset" in str(err.value)
+    assert read_split(engine, "kept") == first.assignment  # untouched
+    other = make_split(engine, SplitConfig(test=0.2, seed=12, name="kept"), replace=True)
+    assert other.assignment != first.assignment
+    assert read_split(engine, "kept") == other.assignment
+    with engine.connect() as c:
+        assert c.execute(select(Split.name).where(Split.name == "kept")).scalars().all() == ["kept"]
+
+
 def test_rare_subtype_warns(catalog_url: str) -> None:
     engine = open_catalog(catalog_url)
     populate_synthetic(engine, SyntheticCatalogConfig(exams=40, slices=4, sites=2, seed=5))

@@ -177,6 +177,13 @@ def split_command(
         ),
     ] = None,
     no_site: Annotated[bool, typer.Option("--no-site", help="Do not stratify on site.")] = False,
+    replace: Annotated[
+        bool,
+        typer.Option(
+            "--replace",
+            help="Replace a stored split of the same --name that differs (refused without it).",
+        ),
+    ] = False,
 ) -> int:
     """Split patients into train / val / test, patient-disjoint and stratified.
 
@@ -184,6 +191,8 @@ def split_command(
     multi-label stratification of patient-level label vectors); optionally
     enriches the test set to a positive fraction. Prints and stores the
     achieved distributions; warns when a subtype is too rare to stratify.
+    A split of the same --name is replaced only with --replace (or when the
+    new one assigns every patient as before).
     """
     from rich.console import Console
     from rich.table import Table
@@ -202,7 +211,7 @@ def split_command(
         stratify_site=not no_site,
     )
     engine = open_catalog(db, must_exist=True)
-    result = make_split(engine, config)
+    result = make_split(engine, config, replace=replace)
     console = Console(soft_wrap=True)
     table = Table(title=f"split {name!r} (seed {seed}): positive exams per subset")
     for col in ("subset", "patients", "exams", "images", *LABELS):

@@ -389,7 +389,9 @@ def _only_source(engine: Engine) -> str:
     return sources[0][0]
 
 
-def make_split(engine: Engine, config: SplitConfig | None = None) -> SplitResult:
+def make_split(
+    engine: Engine, config: SplitConfig | None = None, *, replace: bool = False
+) -> SplitResult:
     """Split the catalog's labelled patients and store the split.
 
     Exam labels come from ``config.source``; only exams of selected series
@@ -401,11 +403,23 @@ def make_split(engine: Engine, config: SplitConfig | None = None) -> SplitResult
         An open catalog with exam labels.
     config
         Fractions, seed, positive balance, label source and name.
+    replace
+        Replace a stored split of the same name whose assignment differs.
+        Without it such a split is kept and :class:`CurationError` raised:
+        a model trained on it, or a test set already scored, would silently
+        lose its meaning. A split drawn again with the same assignment (the
+        same seed on the same exams) is stored again either way.
 
     Returns
     -------
     SplitResult
         Assignment, distributions achieved, warnings.
+
+    Raises
+    ------
+    CurationError
+        A split named ``config.name`` exists with another assignment and
+        ``replace`` is false.
     """
     config = config or SplitConfig()
     source = config.source or _only_source(engine)
@@ -428,6 +442,25 @@ def make_split(engine: Engine, config: SplitConfig | None = None) -> SplitResult
         warnings=warnings,
     )
     with engine.begin() as connection:
+        stored = dict(
+            connection.execute(
+                select(SplitMember.patient_id, SplitMember.subset)
+                .join(Split, Split.id == SplitMember.split_id)
+                .where(Split.name == config.name)
+            ).all()
+        )
+        exists = connection.execute(select(Split.id).where(Split.name == config.name)).first()
+        if exists is not None and stored != assignment and not replace:
+            moved = sum(
+                stored.get(p) != assignment.get(p) for p in assignment.keys() | stored.keys()
+            )
+            raise CurationError(
+                f"a split named {config.name!r} is already stored and this one differs "
+                f"({moved} patient(s) in another subset or not in both); keep both with another "
+                "--name, or replace it with --replace",
+                field="name",
+                value=config.name,
+            )
         connection.execute(delete(Split).where(Split.name == config.name))
         split_id = connection.execute(
             insert(Split)
