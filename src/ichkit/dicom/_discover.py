@@ -75,6 +75,12 @@ class SeriesRecord:
     left_out
         The files of this SeriesInstanceUID that were not kept (duplicate
         positions, odd sizes or orientations, no position), named in ``findings``.
+    normal
+        The unit slice normal of the kept slices (row x column cosines of
+        ImageOrientationPatient), None without orientation.
+    image_type
+        ImageType (0008,0008) of the first kept slice, e.g. ``("ORIGINAL",
+        "PRIMARY", "AXIAL")``; empty when absent.
     """
 
     patient_id: str
@@ -88,6 +94,8 @@ class SeriesRecord:
     files: list[Path] = field(default_factory=list)
     n_files: int = 0
     left_out: list[Path] = field(default_factory=list)
+    normal: tuple[float, float, float] | None = None
+    image_type: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, object]:
         """A JSON-ready dict (paths as strings, NaN spacing as None)."""
@@ -202,6 +210,8 @@ def _record(uid: str, headers: list[SliceHeader]) -> SeriesRecord:
         files=[h.path for h in kept],
         n_files=len(headers),
         left_out=[h.path for h in headers if id(h) not in kept_ids],
+        normal=geometry.normal,
+        image_type=tuple(first.image_type or ()),
     )
 
 

@@ -340,15 +340,20 @@ def _image_series(
     for bad in scan.unreadable:
         logger.warning("skipped: %s", bad.reason)
         skipped.append({"path": os.fspath(bad.path), "reason": bad.reason})
-    out = []
+    out: list[tuple[str, list[Path], list[Path]]] = []
     for record in scan.series:
         # The model reads axial CT stacks: dose reports (SC/OT), scouts and
-        # other one- or two-image series get no predictions (logged).
+        # other one- or two-image series, localizers and reformats get no
+        # predictions (logged), decided from the headers: their pixels are never read.
+        reason: str | None = None
         if (record.modality and record.modality != "CT") or record.n_slices < _MIN_SLICES:
             reason = (
                 f"not an axial CT stack (modality {record.modality or '?'}, "
                 f"{record.n_slices} image(s))"
             )
+        else:
+            reason = _not_axial(record.image_type, record.normal)
+        if reason is not None:
             logger.info("%s: series %s skipped: %s", study, record.series_instance_uid, reason)
             skipped.append(
                 {
@@ -362,12 +367,15 @@ def _image_series(
     return out, skipped
 
 
-def _not_axial(series: Any) -> str | None:
-    """Why a loaded series is not an axial stack the model can read (None: it is)."""
-    image_type = tuple(t.upper() for t in (series.headers[0].image_type or ()))
+def _not_axial(image_type: Sequence[str] | None, normal: Sequence[float] | None) -> str | None:
+    """Why a series is not an axial stack the model can read (None: it is).
+
+    ``image_type`` is the first kept slice's ImageType, ``normal`` the
+    series' slice normal (:attr:`ichkit.dicom.SeriesRecord.normal`).
+    """
+    image_type = tuple(t.upper() for t in (image_type or ()))
     if "LOCALIZER" in image_type:
         return "a localizer (ImageType " + "\\".join(image_type) + ")"
-    normal = series.normal
     if normal is not None and abs(float(np.asarray(normal)[2])) < _MIN_AXIAL_COSINE:
         cosines = ", ".join(f"{v:.2f}" for v in np.asarray(normal))
         return (
@@ -545,11 +553,6 @@ def predict_studies(
             except IchkitError as err:  # e.g. no file of the series has readable pixels
                 logger.warning("series %s not predicted: %s", uid, err)
                 failed.append({**where, "reason": str(err)})
-                continue
-            reason = _not_axial(series)
-            if reason is not None:
-                logger.info("%s: series %s skipped: %s", study, uid, reason)
-                skipped.append({**where, "reason": reason})
                 continue
             if unrecorded:
                 _warn_thin(series, predictor.path)
