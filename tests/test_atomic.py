@@ -36,3 +36,29 @@ def test_written_files_get_the_umask_mode_not_owner_only(tmp_path: Path) -> None
     target = tmp_path / "shared.bin"
     atomic_write_text(target, "x")
     assert stat.S_IMODE(os.stat(target).st_mode) == 0o666 & ~_UMASK
+
+
+def test_a_umask_set_after_import_is_followed(tmp_path: Path) -> None:
+    """A program (or a site's wrapper) that tightens its umask later gets owner-only files."""
+    import os
+    import stat
+
+    from ichkit._atomic import current_umask
+
+    old = os.umask(0o077)
+    try:
+        assert current_umask() == 0o077
+        target = tmp_path / "private.txt"
+        atomic_write_text(target, "x")
+        assert stat.S_IMODE(os.stat(target).st_mode) == 0o600
+        assert stat.S_IMODE(os.stat(target).st_mode) == stat.S_IMODE(
+            os.stat(_plain_open(tmp_path / "plain.txt")).st_mode
+        )
+    finally:
+        os.umask(old)
+
+
+def _plain_open(path: Path) -> Path:
+    with open(path, "w") as handle:
+        handle.write("x")
+    return path

@@ -16,9 +16,22 @@ from typing import IO, Any
 
 __all__ = ["atomic_open", "atomic_save_figure", "atomic_write_bytes", "atomic_write_text"]
 
-#: The process's umask (read once: os.umask can only be read by setting it).
+#: The process's umask at import (os.umask can only be read by setting it,
+#: which is not thread-safe); :func:`current_umask` reads the live value.
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
+
+
+def current_umask() -> int:
+    """The process's umask now: Linux's ``/proc/self/status``, else the value at import."""
+    try:
+        with open("/proc/self/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return _UMASK
 
 
 @contextlib.contextmanager
@@ -39,7 +52,7 @@ def atomic_open(
     try:
         # mkstemp makes the file owner-only; give it the mode open() would have
         # (a cache or checkpoint shared between users must stay readable)
-        os.fchmod(fd, (0o666 & ~_UMASK) if perms is None else perms)
+        os.fchmod(fd, (0o666 & ~current_umask()) if perms is None else perms)
         with os.fdopen(fd, mode) as handle:
             yield handle
             handle.flush()
