@@ -254,3 +254,28 @@ def test_label_arrays_equal_per_series_lookups_and_name_a_missing_image() -> Non
         np.testing.assert_array_equal(got, want)
     with pytest.raises(DatasetError, match=r"image '9\.9' has no labels"):
         label_arrays([ids[:2], ["9.9"]], table)
+
+
+def test_series_left_out_for_unlabelled_images_are_summed_up(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Thousands of partly labelled series give a few named lines and one total, not thousands."""
+    import logging
+
+    from ichkit.model._data import _NAMED_LEFT_OUT, SeriesFiles, _filter
+
+    def series(k: int) -> SeriesFiles:
+        sops = tuple(f"1.{k}.{i}" for i in range(4))
+        return SeriesFiles(f"se{k}", f"st{k}", f"P{k}", tuple(Path(f"{u}.dcm") for u in sops), sops)
+
+    found = [series(k) for k in range(20)]
+    labelled = {f"1.{k}.{i}" for k in range(20) for i in range(4 if k < 8 else 3)}
+    with caplog.at_level(logging.DEBUG, logger="ichkit.model._data"):
+        kept = _filter(found, labelled)
+    assert [s.series_instance_uid for s in kept] == [f"se{k}" for k in range(8)]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == _NAMED_LEFT_OUT + 1
+    assert warnings[0] == "series se8: 1 of 4 images have no labels; left out"
+    assert warnings[-1].startswith("12 series left out in all") and "(12 images" in warnings[-1]
+    debug = [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG]
+    assert sum("left out" in m for m in debug) == 12 - _NAMED_LEFT_OUT

@@ -287,21 +287,41 @@ def _from_json(d: dict[str, object]) -> SeriesFiles:
     )
 
 
+#: Series left out for unlabelled images named one by one at WARNING; the
+#: rest go to DEBUG, after one summary line (RSNA-size data can have thousands).
+_NAMED_LEFT_OUT = 5
+
+
 def _filter(found: list[SeriesFiles], labelled: set[str]) -> list[SeriesFiles]:
+    """The series whose images are all labelled (a series with none is not this dataset's).
+
+    A series with some images unlabelled is left out whole: the series
+    model needs a label for every slice of a series it trains or is scored on.
+    """
     kept = []
+    partial: list[tuple[SeriesFiles, int]] = []
     for s in found:
         have = [image_id(u) in labelled for u in s.sop_instance_uids]
         if not any(have):
             continue
         if not all(have):
-            logger.warning(
-                "series %s: %d of %d images have no labels; left out",
-                s.series_instance_uid,
-                have.count(False),
-                len(have),
-            )
+            partial.append((s, have.count(False)))
             continue
         kept.append(s)
+    for k, (s, missing) in enumerate(partial):
+        (logger.warning if k < _NAMED_LEFT_OUT else logger.debug)(
+            "series %s: %d of %d images have no labels; left out",
+            s.series_instance_uid,
+            missing,
+            len(s.sop_instance_uids),
+        )
+    if len(partial) > _NAMED_LEFT_OUT:
+        logger.warning(
+            "%d series left out in all because some of their images have no labels "
+            "(%d images without labels; -v names every series)",
+            len(partial),
+            sum(m for _, m in partial),
+        )
     return kept
 
 
