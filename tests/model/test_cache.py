@@ -126,29 +126,33 @@ def test_a_warm_start_stats_each_file_once(
     import ichkit.model._cache as cache
     from ichkit.model._data import discover_series, find_layout
 
+    def no_stat(files: Any) -> str:
+        raise AssertionError("the files are stat-ed again")
+
     rows = list(csv.DictReader((tiny_dataset / "truth.csv").read_text().splitlines()))
     labelled = {r["ID"].rsplit("_", 1)[0][3:] for r in rows}
     index = tmp_path / "index.json"
-    scanned = discover_series(find_layout(tiny_dataset), labelled, index_file=index)
+    with monkeypatch.context() as m:  # a cold start: one stat per file, for the digest
+        m.setattr(cache, "source_fingerprint", no_stat)
+        scanned = discover_series(find_layout(tiny_dataset), labelled, index_file=index)
     assert all(s.source == cache.source_fingerprint(s.files) for s in scanned)
     built = cache.build_cache(scanned, tmp_path / "c", size=32)
     reused = discover_series(find_layout(tiny_dataset), labelled, index_file=index)
     assert reused == scanned  # from the index, fingerprints included
-
-    def no_stat(files: Any) -> str:
-        raise AssertionError("the cache stats the files again")
-
-    monkeypatch.setattr(cache, "source_fingerprint", no_stat)
-    again = cache.build_cache(reused, tmp_path / "c", size=32)
+    with monkeypatch.context() as m:
+        m.setattr(cache, "source_fingerprint", no_stat)
+        again = cache.build_cache(reused, tmp_path / "c", size=32)
     assert [a.path for a in again] == [b.path for b in built]
-    # an index written by an older ichkit (no fingerprints) still works: the cache stats
-    monkeypatch.undo()
+    # an index written by an older ichkit (no fingerprints) gets them, once, from the stats
     stored = json.loads(index.read_text())
     for s in stored["series"]:
         del s["source"]
     index.write_text(json.dumps(stored))
-    older = discover_series(find_layout(tiny_dataset), labelled, index_file=index)
-    assert all(s.source is None for s in older)
-    assert [a.path for a in cache.build_cache(older, tmp_path / "c", size=32)] == [
-        b.path for b in built
-    ]
+    with monkeypatch.context() as m:
+        m.setattr(cache, "source_fingerprint", no_stat)
+        older = discover_series(find_layout(tiny_dataset), labelled, index_file=index)
+        assert [a.path for a in cache.build_cache(older, tmp_path / "c", size=32)] == [
+            b.path for b in built
+        ]
+    assert older == scanned
+    assert all(s["source"] for s in json.loads(index.read_text())["series"])

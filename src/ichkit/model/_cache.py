@@ -20,7 +20,7 @@ import logging
 import math
 import multiprocessing
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +31,14 @@ import numpy.typing as npt
 from ichkit.model._data import SeriesFiles
 from ichkit.model._preprocess import CropBox, preprocess_volume
 
-__all__ = ["CACHE_VERSION", "CachedSeries", "build_cache", "cache_folder", "source_fingerprint"]
+__all__ = [
+    "CACHE_VERSION",
+    "CachedSeries",
+    "build_cache",
+    "cache_folder",
+    "fingerprint_of",
+    "source_fingerprint",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -109,10 +116,16 @@ def source_fingerprint(files: Sequence[str | os.PathLike[str]]) -> str:
     Moving a dataset keeps it (names, sizes and times travel with ``mv``,
     ``cp -p`` and ``rsync -a``); writing a file again changes it.
     """
+    return fingerprint_of(
+        (os.path.basename(p), st.st_size, st.st_mtime_ns) for p in files for st in [os.stat(p)]
+    )
+
+
+def fingerprint_of(entries: Iterable[tuple[str, int, int]]) -> str:
+    """:func:`source_fingerprint` of (base name, size, mtime in ns) entries already known."""
     h = hashlib.sha1()
-    for p in files:
-        st = os.stat(p)
-        h.update(f"{os.path.basename(p)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    for name, size, mtime_ns in entries:
+        h.update(f"{name}\0{size}\0{mtime_ns}\n".encode())
     return h.hexdigest()
 
 

@@ -22,7 +22,7 @@ import json
 import logging
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -181,14 +181,32 @@ class SeriesFiles:
         return hashlib.sha1(self.series_instance_uid.encode()).hexdigest()[:20]
 
 
-def _files_digest(files: Sequence[Path]) -> str:
-    """The file list with sizes and modification times: a file written again changes it."""
+def _files_digest(files: Sequence[Path], keep: dict[str, tuple[int, int]] | None = None) -> str:
+    """The file list with sizes and modification times: a file written again changes it.
+
+    ``keep``, when given, receives each file's (size, mtime in ns), so that
+    the series' cache fingerprints need no second ``stat`` of every file.
+    """
     h = hashlib.sha1()
     for p in files:
         st = os.stat(p)
-        h.update(os.fspath(p).encode())
+        name = os.fspath(p)
+        h.update(name.encode())
         h.update(f"\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+        if keep is not None:
+            keep[name] = (st.st_size, st.st_mtime_ns)
     return h.hexdigest()
+
+
+def _fingerprint(files: Sequence[Path], stats: dict[str, tuple[int, int]]) -> str:
+    """:func:`ichkit.model._cache.source_fingerprint` of ``files`` from their kept stats."""
+    from ichkit.model._cache import fingerprint_of
+
+    return fingerprint_of(
+        (os.path.basename(p), size, mtime_ns)
+        for p in files
+        for size, mtime_ns in [stats[os.fspath(p)]]
+    )
 
 
 def discover_series(
@@ -221,16 +239,22 @@ def discover_series(
         Series with at least one labelled image, sorted by patient, study, series.
     """
     from ichkit.dicom import SliceHeader, group_series, iter_files, iter_headers
-    from ichkit.model._cache import source_fingerprint
 
     files = sorted(iter_files(layout.images))
-    digest = _files_digest(files)
+    # each file is stat-ed once: for the digest, and for the series' fingerprints
+    stats: dict[str, tuple[int, int]] = {}
+    digest = _files_digest(files, keep=stats)
     if index_file is not None and index_file.is_file():
         try:
             stored = json.loads(index_file.read_text(encoding="utf-8"))
             if stored.get("digest") == digest:
-                return _filter([_from_json(s) for s in stored["series"]], labelled)
-        except (OSError, ValueError, KeyError) as err:
+                series = [_from_json(s) for s in stored["series"]]
+                if any(s.source is None for s in series):
+                    # an older ichkit's index: add the fingerprints once, from the stats taken
+                    series = [replace(s, source=_fingerprint(s.files, stats)) for s in series]
+                    _write_index(index_file, digest, series)
+                return _filter(series, labelled)
+        except (OSError, ValueError, KeyError, TypeError) as err:
             logger.warning("%s: ignoring unreadable series index: %s", index_file, err)
     uids: dict[Path, str] = {}
 
@@ -251,18 +275,19 @@ def discover_series(
             files=tuple(r.files),
             sop_instance_uids=tuple(uids[p] for p in r.files),
             # the index is reused only while no file changed, so neither did this
-            source=source_fingerprint(r.files),
+            source=_fingerprint(r.files, stats),
         )
         for r in scan.series
     ]
     if index_file is not None:
-        from ichkit._atomic import atomic_write_text
-
-        atomic_write_text(
-            index_file,
-            json.dumps({"digest": digest, "series": [_to_json(s) for s in found]}),
-        )
+        _write_index(index_file, digest, found)
     return _filter(found, labelled)
+
+
+def _write_index(path: Path, digest: str, series: Sequence[SeriesFiles]) -> None:
+    from ichkit._atomic import atomic_write_text
+
+    atomic_write_text(path, json.dumps({"digest": digest, "series": [_to_json(s) for s in series]}))
 
 
 def _to_json(s: SeriesFiles) -> dict[str, object]:
