@@ -168,7 +168,8 @@ def test_split_file_naming_a_uid_twice_with_two_splits_is_an_error(
 def test_a_split_file_that_shares_a_patient_between_splits_is_refused(
     exported: dict[str, Any], tmp_path: Path
 ) -> None:
-    """exams.csv lists series by study; the headers say two of them are one patient."""
+    """A split file of series (no patient column); the headers say two of them are one patient."""
+    import pandas as pd
     import pydicom
 
     subsets, sp = exported["subsets"], exported["series_patient"]
@@ -185,11 +186,75 @@ def test_a_split_file_that_shares_a_patient_between_splits_is_refused(
             ds.save_as(path)
             changed += 1
     assert changed
-    cfg = load_config(preset="tiny", overrides={"data": str(root), "split_file": "exams.csv"})
+    exams = pd.read_csv(root / "exams.csv", dtype=str)
+    exams[["series", "subset"]].to_csv(root / "by-series.csv", index=False)
+    cfg = load_config(preset="tiny", overrides={"data": str(root), "split_file": "by-series.csv"})
     with pytest.raises(DatasetError, match="not patient-disjoint") as err:
         load_split(cfg, cache_dir=tmp_path / "cache", splits=("train", "val"))
-    assert "patient 'P0001' has series in train and val" in str(err.value)
-    assert "exams.csv" in str(err.value)
+    assert "patient 'P0001' has series in train (" in str(err.value)
+    assert ") and val (" in str(err.value) and "by-series.csv" in str(err.value)
+    # the opt-out for data whose PatientIDs do not name patients: a warning
+    cfg = cfg.replace(patient_disjoint=False)
+    assert load_split(cfg, cache_dir=tmp_path / "cache", splits=("train", "val"))["val"]
+
+
+def _export_copy(exported: dict[str, Any], tmp_path: Path, edit: Any) -> Path:
+    """A copy of the exported dataset whose exams.csv rows ``edit`` rewrites (a DataFrame)."""
+    import pandas as pd
+
+    root = tmp_path / "copy"
+    shutil.copytree(exported["with_truth"], root)
+    exams = pd.read_csv(root / "exams.csv", dtype=str)
+    edit(exams)
+    exams.to_csv(root / "exams.csv", index=False)
+    return root
+
+
+def test_a_split_file_keys_patients_by_site(exported: dict[str, Any], tmp_path: Path) -> None:
+    """Two sites' PatientID 'P0001' are two patients in a catalog's split: not a leak."""
+    import pydicom
+
+    sp = exported["series_patient"]
+    moved = {uid for uid, patient in sp.items() if patient == "P0003"}  # train
+
+    def to_site1(exams: Any) -> None:
+        rows = exams["patient"] == "P0003"
+        exams.loc[rows, "site"] = "site1"
+        exams.loc[rows, "patient"] = "P0001"  # P0001 of site0 is in val
+
+    root = _export_copy(exported, tmp_path, to_site1)
+    for path in (root / "stage_2_train").glob("*.dcm"):
+        ds = pydicom.dcmread(path)
+        if ds.SeriesInstanceUID in moved:
+            ds.PatientID = "P0001"
+            ds.save_as(path)
+    cfg = load_config(preset="tiny", overrides={"data": str(root), "split_file": "exams.csv"})
+    sets = load_split(cfg, cache_dir=tmp_path / "cache", splits=("train", "val", "test"))
+    assert {ex.series.series_instance_uid for ex in sets["train"]} >= moved
+    # without the site column the file's patients are the PatientIDs: refused
+    import pandas as pd
+
+    exams = pd.read_csv(root / "exams.csv", dtype=str).drop(columns=["site"])
+    exams.to_csv(root / "no-site.csv", index=False)
+    cfg = cfg.replace(split_file="no-site.csv")
+    with pytest.raises(DatasetError, match="patient 'P0001' is given both 'val' and 'train'"):
+        load_split(cfg, cache_dir=tmp_path / "cache", splits=("train", "val"))
+
+
+def test_training_sees_a_split_file_leak_into_the_unread_test_folder(
+    exported: dict[str, Any], tmp_path: Path
+) -> None:
+    """exams.csv names a test patient also as a training one: refused before the test folder."""
+
+    def rename(exams: Any) -> None:
+        exams.loc[exams["patient"] == "P0009", "patient"] = "P0003"  # test; P0003 is train
+
+    root = _export_copy(exported, tmp_path, rename)
+    cfg = load_config(preset="tiny", overrides={"data": str(root), "split_file": "exams.csv"})
+    with pytest.raises(DatasetError, match="patient 'P0003' of site 'site0' is given both") as err:
+        load_split(cfg, cache_dir=tmp_path / "cache", splits=("train", "val"))
+    assert "exams.csv" in str(err.value) and err.value.field == "patient"
+    assert not (tmp_path / "cache" / "series-index-test.json").exists()
 
 
 def test_check_patient_disjoint_groups_patients_sharing_a_study() -> None:
@@ -202,11 +267,22 @@ def test_check_patient_disjoint_groups_patients_sharing_a_study() -> None:
     check_patient_disjoint(series, ["train", "test", "train"])
     check_patient_disjoint(series, ["train", "test", ""])  # a series left out counts for none
     # Q1 is P1 under another PatientID (they share study st1)
-    with pytest.raises(DatasetError, match="patient 'P1' has series in test and train"):
+    with pytest.raises(
+        DatasetError, match=r"patient 'P1' has series in test \(c\) and train \(a\)"
+    ):
         check_patient_disjoint(series, ["train", "val", "test"])
     many = [one(f"P{i}", f"st{i}", f"s{i}{k}") for i in range(3) for k in "xy"]
-    with pytest.raises(DatasetError, match=r"\(3 patients in all\)"):
+    with pytest.raises(DatasetError, match="; 3 patients in all"):
         check_patient_disjoint(many, ["train", "test"] * 3)
+    # patients given by the caller (a split file's site and patient) replace the PatientIDs
+    two_sites = [one("P1", "st1", "a"), one("P1", "st2", "b")]
+    with pytest.raises(DatasetError):
+        check_patient_disjoint(two_sites, ["train", "test"])
+    check_patient_disjoint(two_sites, ["train", "test"], patients=["s0\0P1", "s1\0P1"])
+    # no PatientID: the study names the patient
+    anonymous = [one("", "st9", "a"), one("", "st9", "b")]
+    with pytest.raises(DatasetError, match=r"the patient \(no PatientID\) of study st9"):
+        check_patient_disjoint(anonymous, ["train", "val"])
 
 
 def test_an_image_labelled_twice_is_an_error(exported: dict[str, Any], tmp_path: Path) -> None:
@@ -279,3 +355,32 @@ def test_series_left_out_for_unlabelled_images_are_summed_up(
     assert warnings[-1].startswith("12 series left out in all") and "(12 images" in warnings[-1]
     debug = [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG]
     assert sum("left out" in m for m in debug) == 12 - _NAMED_LEFT_OUT
+
+
+def test_evaluate_refuses_a_test_folder_patient_seen_in_training(
+    exported: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Training reads no test folder; evaluate does, and refuses a patient found in both."""
+    import pydicom
+
+    from ichkit.cli import main
+    from ichkit.model import train_model
+
+    root = tmp_path / "leaky"
+    shutil.copytree(exported["with_truth"], root)
+    assert exported["subsets"]["P0009"] == "test" and exported["subsets"]["P0003"] == "train"
+    for path in (root / "stage_2_test").glob("*.dcm"):  # P0009 is P0003, seen again
+        ds = pydicom.dcmread(path)
+        if ds.PatientID == "P0009":
+            ds.PatientID = "P0003"
+            ds.save_as(path)
+    run = tmp_path / "run"
+    cfg = load_config(preset="tiny", overrides={"data": str(root), "epochs": 1})
+    train_model(cfg, out=run)  # no split file: the training folder is hashed, test unread
+    args = ["evaluate", str(run), "--bootstrap", "5", "--out", str(tmp_path / "rep")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "not patient-disjoint: patient 'P0003' has series in test (" in err
+    assert "--allow-shared-patients" in err and not (tmp_path / "rep" / "index.html").exists()
+    assert main([*args, "--allow-shared-patients"]) == 0
+    assert (tmp_path / "rep" / "index.html").exists()

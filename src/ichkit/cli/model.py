@@ -212,10 +212,19 @@ def evaluate(
         int, typer.Option("--bootstrap", min=0, help="Bootstrap rounds for the CIs.")
     ] = 500,
     as_json: Annotated[bool, typer.Option("--json", help="Print metrics.json to stdout.")] = False,
+    allow_shared_patients: Annotated[
+        bool,
+        typer.Option(
+            "--allow-shared-patients",
+            help="Warn instead of refusing when the splits share a patient (PatientIDs that "
+            "do not name patients).",
+        ),
+    ] = False,
 ) -> None:
     """Evaluate a model on a held-out split: challenge metric, AUCs with CIs, plots, HTML.
 
     Thresholds are chosen on the validation split (sensitivity >= 0.95 for any).
+    Splits that share a patient are refused (--allow-shared-patients: a warning).
     """
     import json
 
@@ -227,6 +236,7 @@ def evaluate(
         out=out,
         data=None if data is None else str(data.resolve()),
         rounds=rounds,
+        allow_shared_patients=allow_shared_patients,
     )
     m = result.metrics
     if as_json:

@@ -457,7 +457,7 @@ def make_split(
             raise CurationError(
                 f"a split named {config.name!r} is already stored and this one differs "
                 f"({moved} patient(s) in another subset or not in both); keep both with another "
-                "--name, or replace it with --replace",
+                "--name (SplitConfig.name), or replace it with --replace (replace=True)",
                 field="name",
                 value=config.name,
             )

@@ -44,6 +44,7 @@ __all__ = [
     "discover_series",
     "find_layout",
     "label_arrays",
+    "split_file_patients",
 ]
 
 logger = logging.getLogger(__name__)
@@ -432,64 +433,151 @@ def assign_splits(
     )
 
 
+#: How to accept shared patients where PatientIDs do not name patients.
+_OPT_OUT = (
+    " (if PatientIDs do not name patients here: ichkit train --set patient_disjoint=false, "
+    "ichkit evaluate --allow-shared-patients)"
+)
+
+
+def split_file_patients(
+    split_file: Path, series: Sequence[SeriesFiles], *, strict: bool = True
+) -> list[str] | None:
+    """Each series' patient as the split file names it (None: the file names no patients).
+
+    An ``ichkit export``'s ``exams.csv`` has ``site`` and ``patient``
+    columns: the catalog's patients are per site, so two sites' PatientID
+    "12345" are two patients there, and are keyed so here. Series the file
+    does not name get ``""`` (then their images' PatientID counts).
+
+    Raises
+    ------
+    DatasetError
+        Rows give one patient two different splits (the file's own test rows
+        are checked too, so training sees a leak into a test folder it never
+        reads); with ``strict`` false that is a warning.
+    """
+    table = _read_split_file(split_file)
+    patient_col = next((c for c in ("patient_id", "patient") if c in table.columns), None)
+    split_col = next((c for c in ("split", "subset") if c in table.columns), None)
+    if patient_col is None or split_col is None:
+        return None
+    patients = [str(p).strip() for p in table[patient_col].fillna("")]
+    sites = [str(x).strip() for x in table["site"].fillna("")] if "site" in table.columns else None
+    # a NUL cannot occur in either, so (site, patient) pairs stay apart
+    keys = (
+        patients if sites is None else [f"{x}\0{p}" for x, p in zip(sites, patients, strict=True)]
+    )
+    names = table[split_col].fillna("").str.strip().str.lower()
+    given: dict[str, str] = {}
+    for k, (key, patient, name) in enumerate(zip(keys, patients, names, strict=True)):
+        if patient and name and given.setdefault(key, name) != name:
+            where = "" if sites is None else f" of site {sites[k]!r}"
+            error = DatasetError(
+                f"the splits are not patient-disjoint: patient {patient!r}{where} is given "
+                f"both {given[key]!r} and {name!r}" + _OPT_OUT,
+                path=split_file,
+                field=patient_col,
+                value=patient,
+            )
+            if strict:
+                raise error
+            logger.warning("%s", error)
+    by_uid: dict[str, str] = {}
+    for column in ("series_instance_uid", "series", "study_instance_uid", "study"):
+        if column in table.columns:
+            for ids, key, patient in zip(table[column].fillna(""), keys, patients, strict=True):
+                for uid in (u.strip() for u in str(ids).split(";")):
+                    if uid and patient:
+                        by_uid.setdefault(uid, key)
+    return [
+        by_uid.get(s.series_instance_uid) or by_uid.get(s.study_instance_uid) or "" for s in series
+    ]
+
+
 def check_patient_disjoint(
-    series: Sequence[SeriesFiles], names: Sequence[str], *, source: Path | None = None
+    series: Sequence[SeriesFiles],
+    names: Sequence[str],
+    *,
+    patients: Sequence[str] | None = None,
+    source: Path | None = None,
+    strict: bool = True,
 ) -> None:
     """Refuse splits that share a patient (``names[i]`` is series *i*'s split, ``""`` none).
 
-    Patients are grouped as :func:`assign_splits` groups them (PatientID,
-    joined across shared studies), so a patient whose exams were sent under
-    two PatientIDs counts once. A model evaluated on a patient it was trained
-    on (or picked its epoch on) reports figures that do not hold for new
-    patients.
+    A series' patient is ``patients[i]`` when given and not empty (e.g.
+    :func:`split_file_patients`), else its PatientID (its study without one);
+    patients that share a study are joined as :func:`assign_splits` joins
+    them, so a patient whose exams were sent under two PatientIDs counts
+    once. A model evaluated on a patient it was trained on (or picked its
+    epoch on) reports figures that do not hold for new patients. With
+    ``strict`` false this is a warning.
 
     Raises
     ------
     DatasetError
         Some patient has series in two splits (the first one is named, with
-        how many patients are affected).
+        one series of each split and how many patients are affected).
     """
-    seen: dict[str, set[str]] = {}
-    for key, name in zip(_patient_groups(series), names, strict=True):
+    keys = _patient_groups(series, patients)
+    seen: dict[str, dict[str, SeriesFiles]] = {}
+    for key, name, s in zip(keys, names, series, strict=True):
         if name:
-            seen.setdefault(key, set()).add(name)
+            seen.setdefault(key, {}).setdefault(name, s)
     shared = sorted(key for key, found in seen.items() if len(found) > 1)
-    if shared:
-        first = shared[0]
-        raise DatasetError(
-            f"the splits are not patient-disjoint: patient {first!r} has series in "
-            f"{' and '.join(sorted(seen[first]))}"
-            + (f" ({len(shared)} patients in all)" if len(shared) > 1 else "")
-            + "; give each patient (every series of every study) one split",
-            path=source,
-            field="PatientID",
-            value=first,
-        )
+    if not shared:
+        return
+    first = seen[shared[0]]
+    one = next(iter(first.values()))
+    who = (
+        f"patient {one.patient_id!r}"
+        if one.patient_id
+        else f"the patient (no PatientID) of study {one.study_instance_uid}"
+    )
+    message = (
+        f"the splits are not patient-disjoint: {who} has series in "
+        + " and ".join(f"{n} ({first[n].series_instance_uid})" for n in sorted(first))
+        + (f"; {len(shared)} patients in all" if len(shared) > 1 else "")
+        + "; give each patient (every series of every study) one split"
+        + _OPT_OUT
+    )
+    if not strict:
+        logger.warning("%s: %s", source, message)
+        return
+    raise DatasetError(message, path=source, field="PatientID", value=one.patient_id)
 
 
-def _patient_groups(series: Sequence[SeriesFiles]) -> list[str]:
-    """The key each series is split by: its PatientID, joined across shared studies.
+def _patient_groups(
+    series: Sequence[SeriesFiles], patients: Sequence[str] | None = None
+) -> list[str]:
+    """The key each series is split by: its patient, joined across shared studies.
 
-    Patients that share a StudyInstanceUID (a re-keyed PatientID, an exam sent
-    by two sites) are one group, keyed by the smallest of their PatientIDs, as
-    ``ichkit split`` groups them; a series without PatientID is keyed by its
-    study. A patient alone keeps its own PatientID, so ordinary data splits
-    exactly as before.
+    The patient is ``patients[i]`` when given and not empty, else the
+    series' PatientID. Patients that share a StudyInstanceUID (a re-keyed
+    PatientID, an exam sent by two sites) are one group, keyed by the
+    smallest of their keys, as ``ichkit split`` groups them; a series
+    without either is keyed by its study. A patient alone keeps its own key,
+    so ordinary data splits exactly as before.
     """
     from ichkit._unionfind import UnionFind
 
-    def node(s: SeriesFiles) -> str:
-        return f"p:{s.patient_id}" if s.patient_id else f"s:{s.study_instance_uid}"
+    own = [
+        (patients[i] if patients is not None and patients[i] else "") or s.patient_id
+        for i, s in enumerate(series)
+    ]
+
+    def node(i: int) -> str:
+        return f"p:{own[i]}" if own[i] else f"s:{series[i].study_instance_uid}"
 
     sets = UnionFind[str]()
-    for s in series:
-        sets.union(node(s), f"s:{s.study_instance_uid}")
+    for i, s in enumerate(series):
+        sets.union(node(i), f"s:{s.study_instance_uid}")
     best: dict[str, str] = {}
-    for s in series:
-        key = s.patient_id or s.study_instance_uid
-        root = sets.find(node(s))
+    for i, s in enumerate(series):
+        key = own[i] or s.study_instance_uid
+        root = sets.find(node(i))
         best[root] = min(best.get(root, key), key)
-    return [best[sets.find(node(s))] for s in series]
+    return [best[sets.find(node(i))] for i in range(len(series))]
 
 
 def _read_split_file(path: Path) -> pd.DataFrame:

@@ -302,6 +302,7 @@ def evaluate_model(
     cache_dir: str | None = None,
     rounds: int = 500,
     progress: Any = None,
+    allow_shared_patients: bool = False,
 ) -> EvaluationResult:
     """Evaluate a run or checkpoint on a split of its dataset and write the report.
 
@@ -317,6 +318,9 @@ def evaluate_model(
         Override the dataset folder and cache recorded in the checkpoint.
     rounds
         Bootstrap rounds.
+    allow_shared_patients
+        Only warn when the splits share a patient, as for a model trained
+        with ``patient_disjoint=False``; by default the checkpoint's setting holds.
     """
     import pandas as pd
     import torch
@@ -340,6 +344,8 @@ def evaluate_model(
     ckpt = Path(payload["path"])
     if data:
         cfg = cfg.replace(data=data)
+    if allow_shared_patients:
+        cfg = cfg.replace(patient_disjoint=False)
     run_dir = ckpt.parent
     report = Path(out) if out else run_dir / f"report-{split}"
     report.mkdir(parents=True, exist_ok=True)

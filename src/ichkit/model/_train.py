@@ -331,6 +331,7 @@ def load_split(
         discover_series,
         find_layout,
         label_arrays,
+        split_file_patients,
     )
 
     def report(kind: str, text: str = "", total: int | None = None) -> None:
@@ -376,7 +377,15 @@ def load_split(
         table = _join_label_tables(table, test_table, test_part.labels)
         found = found + test_found
         names = names + ["test"] * len(test_found)
-    check_patient_disjoint(found, names, source=split_file or layout.root)
+    check_patient_disjoint(
+        found,
+        names,
+        patients=None
+        if split_file is None
+        else split_file_patients(split_file, found, strict=cfg.patient_disjoint),
+        source=split_file or layout.root,
+        strict=cfg.patient_disjoint,
+    )
     wanted = [s for s, n in zip(found, names, strict=True) if n in splits]
     crop = "" if cfg.crop == "square" else f" ({cfg.crop} crop)"
     report("stage", f"caching {len(wanted)} series at {cfg.input_size} px{crop}", len(wanted))

@@ -80,6 +80,13 @@ class TrainConfig:
         ``test_fraction``), so no patient is in two splits. Where the dataset
         holds a labelled test set of its own (``stage_2_test/`` +
         ``stage_2_test_truth.csv``), that is the test split.
+    patient_disjoint
+        Refuse splits that share a patient (``True``, the default): a split
+        file whose rows give one patient two splits, or series of one patient
+        (the split file's site and patient columns, else the images'
+        PatientID, patients sharing a study counted as one) in two splits.
+        ``False`` only warns, for data whose PatientIDs are known not to name
+        patients.
     cache_dir
         Preprocessing cache folder; empty = ``<out>/cache``.
     encoder
@@ -170,6 +177,7 @@ class TrainConfig:
     labels: str = ""
     images: str = ""
     split_file: str = ""
+    patient_disjoint: bool = True
     cache_dir: str = ""
     encoder: str = "small"
     norm: str = "batch"
