@@ -156,3 +156,14 @@ def test_a_warm_start_stats_each_file_once(
         ]
     assert older == scanned
     assert all(s["source"] for s in json.loads(index.read_text())["series"])
+    # an older index that cannot be rewritten (a read-only shared cache) is used as it is
+    index.write_text(json.dumps(stored))
+
+    def read_only(*args: Any) -> None:
+        raise PermissionError("read-only file system")
+
+    import ichkit.model._data as data
+
+    with monkeypatch.context() as m:
+        m.setattr(data, "_write_index", read_only)  # a rescan would write (and so fail)
+        assert discover_series(find_layout(tiny_dataset), labelled, index_file=index) == scanned

@@ -384,3 +384,49 @@ def test_evaluate_refuses_a_test_folder_patient_seen_in_training(
     assert "--allow-shared-patients" in err and not (tmp_path / "rep" / "index.html").exists()
     assert main([*args, "--allow-shared-patients"]) == 0
     assert (tmp_path / "rep" / "index.html").exists()
+
+
+def test_split_file_patients_rows_and_unnamed_series(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from ichkit.model._data import SeriesFiles, split_file_patients
+
+    def one(patient: str, study: str, series: str) -> SeriesFiles:
+        return SeriesFiles(series, study, patient, (Path(f"{series}.dcm"),), (f"{series}.1",))
+
+    f = tmp_path / "s.csv"
+    f.write_text(
+        "site,patient,series,subset\n"
+        "s0,P1,a;b,train\ns1,P1,c,test\ns0,P2,d,val\ns0,P2,e,val\ns0,,x,test\n"
+    )
+    series = [
+        one("P1", "st1", "a"),
+        one("P1", "st2", "c"),
+        one("P2", "st9", "new"),
+        one("P1", "st8", "new2"),
+        one("P9", "st7", "y"),
+    ]
+    keys = split_file_patients(f, series)
+    # named by the file; an unnamed series of P2 (one site in the file) is that site's P2;
+    # P1 is at two sites in the file, so an unnamed P1 series matches neither; P9: unknown
+    assert keys == ["s0\0P1", "s1\0P1", "s0\0P2", "", ""]
+    f.write_text(
+        "site,patient,series,subset\ns0,P1,a,train\ns0,P1,b,test\ns0,P2,c,train\ns0,P2,d,val\n"
+    )
+    with pytest.raises(
+        DatasetError,
+        match=r"patient 'P1' of site 's0' is given both 'train' "
+        r"and 'test' \(2 rows in all\)",
+    ) as err:
+        split_file_patients(f, series)
+    assert "--allow-shared-patients" in str(err.value)
+    with caplog.at_level(logging.WARNING, logger="ichkit.model._data"):
+        split_file_patients(f, series, strict=False)
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 1 and "(2 rows in all)" in warned[0]
+    assert "--allow-shared-patients" not in warned[0]
+    # no patient column: the file names no patients
+    f.write_text("series,subset\na,train\n")
+    assert split_file_patients(f, series) is None

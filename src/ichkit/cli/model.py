@@ -216,8 +216,8 @@ def evaluate(
         bool,
         typer.Option(
             "--allow-shared-patients",
-            help="Warn instead of refusing when the splits share a patient (PatientIDs that "
-            "do not name patients).",
+            help="Warn instead of refusing when the splits share a patient (patient IDs that "
+            "do not name patients); a model trained with patient_disjoint=false only warns anyway.",
         ),
     ] = False,
 ) -> None:

@@ -253,7 +253,10 @@ def discover_series(
                 if any(s.source is None for s in series):
                     # an older ichkit's index: add the fingerprints once, from the stats taken
                     series = [replace(s, source=_fingerprint(s.files, stats)) for s in series]
-                    _write_index(index_file, digest, series)
+                    try:
+                        _write_index(index_file, digest, series)
+                    except OSError as err:  # e.g. a read-only shared cache: used as it is
+                        logger.debug("%s: series index not updated: %s", index_file, err)
                 return _filter(series, labelled)
         except (OSError, ValueError, KeyError, TypeError) as err:
             logger.warning("%s: ignoring unreadable series index: %s", index_file, err)
@@ -433,9 +436,9 @@ def assign_splits(
     )
 
 
-#: How to accept shared patients where PatientIDs do not name patients.
+#: How to accept shared patients where patient IDs do not name patients.
 _OPT_OUT = (
-    " (if PatientIDs do not name patients here: ichkit train --set patient_disjoint=false, "
+    " (if patient IDs do not name patients here: ichkit train --set patient_disjoint=false, "
     "ichkit evaluate --allow-shared-patients)"
 )
 
@@ -470,29 +473,46 @@ def split_file_patients(
     )
     names = table[split_col].fillna("").str.strip().str.lower()
     given: dict[str, str] = {}
+    clashes: list[tuple[int, str]] = []  # (row, the split given first)
     for k, (key, patient, name) in enumerate(zip(keys, patients, names, strict=True)):
         if patient and name and given.setdefault(key, name) != name:
-            where = "" if sites is None else f" of site {sites[k]!r}"
-            error = DatasetError(
-                f"the splits are not patient-disjoint: patient {patient!r}{where} is given "
-                f"both {given[key]!r} and {name!r}" + _OPT_OUT,
-                path=split_file,
-                field=patient_col,
-                value=patient,
+            clashes.append((k, given[key]))
+    if clashes:
+        k, first = clashes[0]
+        where = "" if sites is None else f" of site {sites[k]!r}"
+        more = f" ({len(clashes)} rows in all)" if len(clashes) > 1 else ""
+        text = (
+            f"the splits are not patient-disjoint: patient {patients[k]!r}{where} is given "
+            f"both {first!r} and {names.iloc[k]!r}{more}"
+        )
+        if not strict:
+            logger.warning("%s: %s", split_file, text)
+        else:
+            raise DatasetError(
+                text + _OPT_OUT, path=split_file, field=patient_col, value=patients[k]
             )
-            if strict:
-                raise error
-            logger.warning("%s", error)
     by_uid: dict[str, str] = {}
+    site_of: dict[str, set[str]] = {}  # PatientID -> the file's keys for it
     for column in ("series_instance_uid", "series", "study_instance_uid", "study"):
         if column in table.columns:
             for ids, key, patient in zip(table[column].fillna(""), keys, patients, strict=True):
                 for uid in (u.strip() for u in str(ids).split(";")):
                     if uid and patient:
                         by_uid.setdefault(uid, key)
-    return [
-        by_uid.get(s.series_instance_uid) or by_uid.get(s.study_instance_uid) or "" for s in series
-    ]
+    for key, patient in zip(keys, patients, strict=True):
+        if patient:
+            site_of.setdefault(patient, set()).add(key)
+
+    def key_of(s: SeriesFiles) -> str:
+        named = by_uid.get(s.series_instance_uid) or by_uid.get(s.study_instance_uid)
+        if named:
+            return named
+        # a series the file does not name: its PatientID, as the file keys it when
+        # the file has that patient at one site only (else it stays apart, unmatched)
+        mine = site_of.get(s.patient_id, set())
+        return next(iter(mine)) if len(mine) == 1 else ""
+
+    return [key_of(s) for s in series]
 
 
 def check_patient_disjoint(
@@ -539,12 +559,11 @@ def check_patient_disjoint(
         + " and ".join(f"{n} ({first[n].series_instance_uid})" for n in sorted(first))
         + (f"; {len(shared)} patients in all" if len(shared) > 1 else "")
         + "; give each patient (every series of every study) one split"
-        + _OPT_OUT
     )
     if not strict:
         logger.warning("%s: %s", source, message)
         return
-    raise DatasetError(message, path=source, field="PatientID", value=one.patient_id)
+    raise DatasetError(message + _OPT_OUT, path=source, field="PatientID", value=one.patient_id)
 
 
 def _patient_groups(
