@@ -49,9 +49,9 @@ step() {
 # PyTorch trains the demo model in bf16 on CPUs with AVX-512 BF16 and in fp32 on
 # AVX2-only ones, where the whole demo takes about twice as long.
 if [ -r /proc/cpuinfo ] && grep -qw avx2 /proc/cpuinfo && ! grep -qw avx512f /proc/cpuinfo; then
-  printf 'Note: this CPU has AVX2 but no AVX-512: expect 18-26 minutes on 2 cores\n' >&2
-  printf 'instead of 7-14 (benchmarks/RESULTS.md, make demo: runs 30, 34 and 37 took 26,\n' >&2
-  printf '21 and 18 with small-dilated, the default; runs 14-18 took 18-29 with the small\n' >&2
+  printf 'Note: this CPU has AVX2 but no AVX-512: expect 17-26 minutes on 2 cores\n' >&2
+  printf 'instead of 7-14 (benchmarks/RESULTS.md, make demo: runs 30, 34, 37 and 38 took\n' >&2
+  printf '26, 21, 18 and 17 with small-dilated, the default; runs 14-18 took 18-29 with the small\n' >&2
   printf 'encoder, which ICHKIT_DEMO_ENCODER=small selects).\n' >&2
 fi
 
