@@ -442,15 +442,17 @@ def make_split(
         warnings=warnings,
     )
     with engine.begin() as connection:
-        stored = dict(
-            connection.execute(
-                select(SplitMember.patient_id, SplitMember.subset)
-                .join(Split, Split.id == SplitMember.split_id)
-                .where(Split.name == config.name)
-            ).all()
-        )
-        exists = connection.execute(select(Split.id).where(Split.name == config.name)).first()
-        if exists is not None and stored != assignment and not replace:
+        old_id = connection.execute(select(Split.id).where(Split.name == config.name)).scalar()
+        stored: dict[int, str] = {}
+        if old_id is not None:
+            stored = dict(
+                connection.execute(
+                    select(SplitMember.patient_id, SplitMember.subset).where(
+                        SplitMember.split_id == old_id
+                    )
+                ).all()
+            )
+        if old_id is not None and stored != assignment and not replace:
             moved = sum(
                 stored.get(p) != assignment.get(p) for p in assignment.keys() | stored.keys()
             )

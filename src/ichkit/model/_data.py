@@ -21,7 +21,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -354,6 +354,46 @@ def _filter(found: list[SeriesFiles], labelled: set[str]) -> list[SeriesFiles]:
     return kept
 
 
+#: A split file's split column, and its ID columns (with the series attribute each names).
+_SPLIT_COLUMNS = ("split", "subset")
+_ID_COLUMNS = (
+    (("series_instance_uid", "series"), "series_instance_uid"),
+    (("study_instance_uid", "study"), "study_instance_uid"),
+    (("patient_id", "patient"), "patient_id"),
+)
+
+
+def _first_column(table: pd.DataFrame, names: Sequence[str]) -> str | None:
+    return next((c for c in names if c in table.columns), None)
+
+
+def _uids(cell: object) -> Iterator[str]:
+    """The IDs of one split-file cell (several joined by ``;``, as exams.csv joins series)."""
+    return (u for u in (x.strip() for x in str(cell).split(";")) if u)
+
+
+def _split_names(table: pd.DataFrame, path: Path) -> list[str]:
+    """Each row's split (lower case, ``""`` none), checked against :data:`SPLITS`."""
+    column = _first_column(table, _SPLIT_COLUMNS)
+    if column is None:
+        raise DatasetError(
+            "split file has no 'split' (or 'subset') column",
+            path=path,
+            field="columns",
+            value=list(table.columns),
+        )
+    names = [str(n).strip().lower() for n in table[column].fillna("")]
+    bad = sorted(set(names) - set(SPLITS))
+    if bad:
+        raise DatasetError(
+            f"unknown split name(s) {bad}; expected {', '.join(SPLITS)}",
+            path=path,
+            field=column,
+            value=bad[0],
+        )
+    return names
+
+
 def _unit_hash(seed: int, text: str) -> float:
     digest = hashlib.sha256(f"{seed}:{text}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2.0**64
@@ -391,35 +431,15 @@ def assign_splits(
             )
         return out
     table = _read_split_file(split_file)
-    split_column = next((c for c in ("split", "subset") if c in table.columns), None)
-    if split_column is None:
-        raise DatasetError(
-            "split file has no 'split' (or 'subset') column",
-            path=split_file,
-            field="columns",
-            value=list(table.columns),
-        )
-    names = table[split_column].fillna("").str.strip().str.lower()
-    bad = sorted(set(names) - set(SPLITS))
-    if bad:
-        raise DatasetError(
-            f"unknown split name(s) {bad}; expected {', '.join(SPLITS)}",
-            path=split_file,
-            field=split_column,
-            value=bad[0],
-        )
-    for columns, attr in (
-        (("series_instance_uid", "series"), "series_instance_uid"),
-        (("study_instance_uid", "study"), "study_instance_uid"),
-        (("patient_id", "patient"), "patient_id"),
-    ):
-        column = next((c for c in columns if c in table.columns), None)
+    names = _split_names(table, split_file)
+    for columns, attr in _ID_COLUMNS:
+        column = _first_column(table, columns)
         if column is None:
             continue
         mapping: dict[str, str] = {}
         for ids, name in zip(table[column].fillna(""), names, strict=True):
-            for uid in (u.strip() for u in str(ids).split(";")):
-                if uid and mapping.setdefault(uid, name) != name:
+            for uid in _uids(ids):
+                if mapping.setdefault(uid, name) != name:
                     raise DatasetError(
                         f"{uid!r} is given both {mapping[uid]!r} and {name!r}",
                         path=split_file,
@@ -461,9 +481,8 @@ def split_file_patients(
         reads); with ``strict`` false that is a warning.
     """
     table = _read_split_file(split_file)
-    patient_col = next((c for c in ("patient_id", "patient") if c in table.columns), None)
-    split_col = next((c for c in ("split", "subset") if c in table.columns), None)
-    if patient_col is None or split_col is None:
+    patient_col = _first_column(table, _ID_COLUMNS[2][0])
+    if patient_col is None or _first_column(table, _SPLIT_COLUMNS) is None:
         return None
     patients = [str(p).strip() for p in table[patient_col].fillna("")]
     sites = [str(x).strip() for x in table["site"].fillna("")] if "site" in table.columns else None
@@ -471,7 +490,7 @@ def split_file_patients(
     keys = (
         patients if sites is None else [f"{x}\0{p}" for x, p in zip(sites, patients, strict=True)]
     )
-    names = table[split_col].fillna("").str.strip().str.lower()
+    names = _split_names(table, split_file)
     given: dict[str, str] = {}
     clashes: list[tuple[int, str]] = []  # (row, the split given first)
     for k, (key, patient, name) in enumerate(zip(keys, patients, names, strict=True)):
@@ -483,7 +502,7 @@ def split_file_patients(
         more = f" ({len(clashes)} rows in all)" if len(clashes) > 1 else ""
         text = (
             f"the splits are not patient-disjoint: patient {patients[k]!r}{where} is given "
-            f"both {first!r} and {names.iloc[k]!r}{more}"
+            f"both {first!r} and {names[k]!r}{more}"
         )
         if not strict:
             logger.warning("%s: %s", split_file, text)
@@ -493,12 +512,11 @@ def split_file_patients(
             )
     by_uid: dict[str, str] = {}
     site_of: dict[str, set[str]] = {}  # PatientID -> the file's keys for it
-    for column in ("series_instance_uid", "series", "study_instance_uid", "study"):
+    for column in (*_ID_COLUMNS[0][0], *_ID_COLUMNS[1][0]):
         if column in table.columns:
             for ids, key, patient in zip(table[column].fillna(""), keys, patients, strict=True):
-                for uid in (u.strip() for u in str(ids).split(";")):
-                    if uid and patient:
-                        by_uid.setdefault(uid, key)
+                for uid in _uids(ids) if patient else ():
+                    by_uid.setdefault(uid, key)
     for key, patient in zip(keys, patients, strict=True):
         if patient:
             site_of.setdefault(patient, set()).add(key)
