@@ -20,6 +20,12 @@ A third table times the dose report's burned-in text (``render_text``: each
 line's glyphs drawn by matplotlib's FreeType wrapper) against the baseline of a
 matplotlib figure with one text artist per line drawn by the Agg canvas (as
 ichkit drew it before), called in turn; ``--dose-report-only`` prints just it.
+
+A fourth table (``--phantom-only`` prints just it) times ``generate_exam`` alone
+(one process, CPU seconds per exam) with the phantom rendered in the box the
+head reaches against the baseline of rendering every pixel of each plane (as
+ichkit did before; the same pixels, tested), alternating the two on the same
+exams.
 """
 
 from __future__ import annotations
@@ -113,6 +119,40 @@ def measure_dose_text(reports: int) -> tuple[float, float]:
     return total[0] / reports, total[1] / reports
 
 
+def measure_phantom(size: int, exams: int, rounds: int) -> tuple[float, float]:
+    """CPU seconds per exam of ``generate_exam``: (head box, whole plane), best of rounds."""
+    from unittest import mock
+
+    from ichkit.synth import _phantom
+
+    def whole_plane(mask: object, *, align: int = 1, margin: int = 2) -> tuple[slice, slice]:
+        shape = getattr(mask, "shape")  # noqa: B009
+        return slice(0, shape[0]), slice(0, shape[1])
+
+    cfg = SynthConfig(
+        exams=exams + 1,
+        seed=2019,
+        size=size,
+        sites=3,
+        masks=True,
+        prevalence=0.4,
+        subtype_weights=(1.0, 1.0, 1.0, 1.0, 1.0),
+    )
+    plans = plan_dataset(cfg)
+    generate_exam(cfg, plans[0])  # warm-up
+    best = {True: float("inf"), False: float("inf")}
+    for r in range(rounds):
+        for boxed in (True, False) if r % 2 == 0 else (False, True):
+            with mock.patch.object(
+                _phantom, "head_box", _phantom.head_box if boxed else whole_plane
+            ):
+                start = time.process_time()
+                for plan in plans[1:]:
+                    generate_exam(cfg, plan)
+                best[boxed] = min(best[boxed], (time.process_time() - start) / exams)
+    return best[True], best[False]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--exams-small", type=int, default=8)
@@ -120,7 +160,19 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the writer table")
     parser.add_argument("--reports", type=int, default=30, help="dose reports of the text table")
     parser.add_argument("--dose-report-only", action="store_true")
+    parser.add_argument("--phantom-only", action="store_true")
+    parser.add_argument("--phantom-exams", type=int, default=12, help="exams of the phantom table")
     args = parser.parse_args()
+    if args.phantom_only or not args.dose_report_only:
+        print("| phantom (generate_exam) | exams | head box (s CPU/exam) | whole plane | ratio |")
+        print("|---|---|---|---|---|")
+        for size in (128, 512):
+            n = args.phantom_exams if size == 128 else max(args.phantom_exams // 4, 1)
+            fast, slow = measure_phantom(size, n, args.rounds)
+            print(f"| {size} px, demo mix | {n} | {fast:.3f} | {slow:.3f} | {slow / fast:.2f}x |")
+        if args.phantom_only:
+            return
+        print()
     if not args.dose_report_only:
         measure_tables(args)
     fast, slow = measure_dose_text(args.reports)

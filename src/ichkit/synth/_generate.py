@@ -23,7 +23,7 @@ from ichkit.synth._config import SynthConfig
 from ichkit.synth._geometry import NoiseField, Plane
 from ichkit.synth._lesions import Lesion, draw_lesions, midline_shift
 from ichkit.synth._mimics import draw_mimics, paint_mimics
-from ichkit.synth._phantom import draw_anatomy, render_anatomy
+from ichkit.synth._phantom import AIR_HU, draw_anatomy, render_anatomy
 from ichkit.synth._vendors import VendorProfile, profile_for_site
 
 __all__ = [
@@ -261,8 +261,9 @@ def generate_exam(config: SynthConfig, plan: ExamPlan | int) -> SynthExam:
             origin = rot @ (corner - head_center)
             plane = Plane(origin, rot @ (col_cos * rps), rot @ (row_cos * rps), rps, (rsize, rsize))
             ctx = render_anatomy(anatomy, plane, fields=fields, shift=shift, stride=stride)
+            # the context covers the head's box (ctx.box) of the plane, air elsewhere
             plane_hu = ctx.hu.copy()
-            sub_blood = np.zeros_like(les_acc)
+            sub_blood = np.zeros((len(SUBTYPES), *plane_hu.shape), dtype=np.float32)
             for les in lesions:
                 got = les.render(ctx)
                 if got is None:
@@ -276,14 +277,17 @@ def generate_exam(config: SynthConfig, plan: ExamPlan | int) -> SynthExam:
                 plane_hu[sl] += (les.hu - plane_hu[sl]) * frac
                 target = sub_blood[sub_index[les.subtype]][sl]
                 np.maximum(target, frac, out=target)  # one subtype's lesions may overlap
-            les_acc += sub_blood / n_sub
+            les_acc[:, ctx.box[0], ctx.box[1]] += sub_blood / n_sub
             for name in paint_mimics(ctx, plane_hu, mimics, shift):
                 if k not in mimic_slices.setdefault(name, []):
                     mimic_slices[name].append(k)
-            acc += plane_hu
-            cav += ctx.cavity
-            head += (plane_hu > -500).astype(np.float32)
-            w_mid += float(ctx.w[rsize // 2, rsize // 2])
+            whole = np.full((rsize, rsize), AIR_HU, dtype=np.float32)
+            whole[ctx.box] = plane_hu
+            acc += whole
+            cav[ctx.box] += ctx.cavity
+            head[ctx.box] += (plane_hu > -500).astype(np.float32)
+            middle = (slice(rsize // 2, rsize // 2 + 1),) * 2
+            w_mid += float(plane.coords(middle)[2][0, 0])
         img = _up(acc / n_sub, factor)
         brain[k] = _up(cav / n_sub, factor) >= 0.5
         w_mid /= n_sub

@@ -34,7 +34,10 @@ __all__ = [
 class Plane:
     """An image plane in head coordinates: point(r, c) = origin + r*d_row + c*d_col.
 
-    ``d_row`` and ``d_col`` are orthogonal, each of length ``spacing`` mm.
+    ``d_row`` and ``d_col`` are orthogonal, each of length ``spacing`` mm. A
+    window of a larger plane (:meth:`window`) keeps that plane's ``origin`` and
+    records where it starts (``offset``, pixels): its pixel (r, c) is the
+    larger plane's (r + offset[0], c + offset[1]), with bit-identical coordinates.
     """
 
     origin: NDArray[np.float64]
@@ -42,12 +45,36 @@ class Plane:
     d_col: NDArray[np.float64]
     spacing: float
     shape: tuple[int, int]
+    offset: tuple[int, int] = (0, 0)
+
+    def window(self, box: Box) -> Plane:
+        """The part of this plane in ``box`` (slices of its pixels), as a plane."""
+        rs, cs = box
+        return Plane(
+            self.origin,
+            self.d_row,
+            self.d_col,
+            self.spacing,
+            (rs.stop - rs.start, cs.stop - cs.start),
+            (self.offset[0] + rs.start, self.offset[1] + cs.start),
+        )
+
+    def axis_positions(self, stride: int = 1, extra: int = 0) -> tuple[NDArray[np.float64], ...]:
+        """Row and column indices (float, in the un-windowed plane) of every ``stride``-th pixel.
+
+        ``extra`` more samples are taken past the last pixel.
+        """
+        (n_r, n_c), (o_r, o_c) = self.shape, self.offset
+        r = np.arange(o_r, o_r + n_r + extra * stride, stride, dtype=np.float64)
+        c = np.arange(o_c, o_c + n_c + extra * stride, stride, dtype=np.float64)
+        return r, c
 
     def coords(self, box: Box | None = None) -> tuple[F32, F32, F32]:
         """(u, v, w) arrays (float32) of the pixels in ``box`` (whole plane if None)."""
         rs, cs = box if box is not None else (slice(0, self.shape[0]), slice(0, self.shape[1]))
-        r = np.arange(rs.start, rs.stop, dtype=np.float64)[:, None]
-        c = np.arange(cs.start, cs.stop, dtype=np.float64)[None, :]
+        o_r, o_c = self.offset
+        r = np.arange(o_r + rs.start, o_r + rs.stop, dtype=np.float64)[:, None]
+        c = np.arange(o_c + cs.start, o_c + cs.stop, dtype=np.float64)[None, :]
         out = []
         for k in range(3):
             a = self.origin[k] + r * self.d_row[k] + c * self.d_col[k]
@@ -64,6 +91,8 @@ class Plane:
         h2 = float(np.sum((p - foot) ** 2))
         if h2 >= radius**2:
             return None
+        r0 -= self.offset[0]
+        c0 -= self.offset[1]
         rad = np.sqrt(radius**2 - h2) / self.spacing + 2.0
         r_lo, r_hi = max(int(np.floor(r0 - rad)), 0), min(int(np.ceil(r0 + rad)) + 1, self.shape[0])
         c_lo, c_hi = max(int(np.floor(c0 - rad)), 0), min(int(np.ceil(c0 + rad)) + 1, self.shape[1])
@@ -153,18 +182,20 @@ class NoiseField:
             smooth = ndimage.gaussian_filter(raw, sigma=scale / step, mode="wrap", truncate=3.0)
             smooth /= float(smooth.std()) + 1e-9
             self.flat.append(np.ascontiguousarray(smooth, dtype=np.float32).reshape(-1))
+        # trilinear and bilinear interpolation are convex combinations of grid values
+        self._abs_max = [float(np.abs(flat).max()) for flat in self.flat]
         self.shape = shape
         self.step = step
 
     def sample(self, plane: Plane, channels: tuple[int, ...], stride: int = 1) -> list[F32]:
-        """Values of the given channels at the pixels of ``plane``."""
+        """Values of the given channels at the pixels of ``plane``.
+
+        With ``stride`` > 1 a window of a plane (:meth:`Plane.window`) gets the
+        same values as the same pixels of the whole plane when its offset is a
+        multiple of ``stride`` (the samples fall on the same grid).
+        """
         n_r, n_c = plane.shape
-        if stride > 1:
-            r = np.arange(0, n_r + stride, stride, dtype=np.float64)
-            c = np.arange(0, n_c + stride, stride, dtype=np.float64)
-        else:
-            r = np.arange(n_r, dtype=np.float64)
-            c = np.arange(n_c, dtype=np.float64)
+        r, c = plane.axis_positions(stride, extra=1 if stride > 1 else 0)
         pts = [
             plane.origin[k] + r[:, None] * plane.d_row[k] + c[None, :] * plane.d_col[k]
             for k in range(3)
@@ -173,6 +204,10 @@ class NoiseField:
         if stride > 1:
             out = [_upsample(ch, stride, (n_r, n_c)) for ch in out]
         return out
+
+    def abs_max(self, channel: int) -> float:
+        """Largest magnitude the channel takes anywhere (a bound for every sample)."""
+        return self._abs_max[channel]
 
     def at_points(
         self,

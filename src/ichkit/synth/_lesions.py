@@ -61,7 +61,7 @@ class Lesion:
 
         Returns ``(blood, oedema, box)``; arrays cover ``box`` (whole plane if None).
         """
-        w_lo, w_hi = float(ctx.w.min()), float(ctx.w.max())
+        w_lo, w_hi = ctx.w_range
         reach = self.size + self.thickness + 10.0
         if self.subtype in ("epidural", "subdural") and (
             w_hi < self.center[2] - reach or w_lo > self.center[2] + reach

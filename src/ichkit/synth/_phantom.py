@@ -38,7 +38,14 @@ from ichkit.synth._geometry import (
     soft,
 )
 
-__all__ = ["Anatomy", "Ellipsoid", "PlaneContext", "draw_anatomy", "render_anatomy"]
+__all__ = [
+    "Anatomy",
+    "Ellipsoid",
+    "PlaneContext",
+    "draw_anatomy",
+    "head_box",
+    "render_anatomy",
+]
 
 AIR_HU = -1000.0
 
@@ -284,9 +291,16 @@ def draw_anatomy(rng: np.random.Generator, *, w_bottom: float) -> Anatomy:
 
 @dataclass
 class PlaneContext:
-    """Fields of one rendered plane that lesions and mimics build on."""
+    """Fields of one rendered plane that lesions and mimics build on.
+
+    They cover the part of the plane the head reaches (``plane`` is that window;
+    ``box`` is where it lies in the whole plane, which is air elsewhere);
+    ``w_range`` is the height range of the whole plane.
+    """
 
     plane: Plane
+    box: Box
+    w_range: tuple[float, float]
     u: F32
     v: F32
     w: F32
@@ -319,26 +333,52 @@ def render_anatomy(
 
     ``shift`` is the midline shift (mm, toward +u) applied to deep structures.
     Regions the plane cannot reach (skull base, posterior fossa, sylvian
-    fissures…) are skipped by their height range.
+    fissures…) are skipped by their height range, and only the box of the plane
+    that the head reaches is rendered (the context's ``box``; the rest is air).
     """
     ps = plane.spacing
-    shape = plane.shape
     u, v, w = plane.coords()
     w_lo, w_hi = float(w.min()), float(w.max())
-    (tex,) = fields.sample(plane, (1,), stride=stride)
+    sinus_on = w_lo < g.floor_ant + 26.0 and w_hi > g.floor_ant - 4.0
+    # Everything but air lies where a layer reaches (a soft edge is > 0 below half a
+    # pixel out); the rest of the work is done in that box only. The outer table's
+    # outline moves out by at most half the texture's largest value and, on
+    # sinus planes, the frontal thickening's 6 mm. The layers are ellipses no wider
+    # than at the widest level, so a first box bounds them in u and v (with 10 mm
+    # to spare for the approximate distance), a second one by the layers themselves.
+    slack = 0.5 * fields.abs_max(1) + (6.0 if sinus_on else 0.0)
+    grow = g.skull_t + g.scalp_t
+    near = head_box(
+        (np.abs(u) < g.A + grow + slack + 10.0)
+        & (np.abs(v - g.cv) < g.B + 1.15 * grow + slack + 10.0),
+        align=stride,
+    )
+    plane = plane.window(near)
+    u, v, w = u[near], v[near], w[near]
     # --- layers: skin, outer table, inner table --------------------------------
     a_in, b_in = g.axes(w, 0.0, 0.0)
     d_in = ellipse_distance(u, v, a_in, b_in, 0.0, g.cv)
     a_out, b_out = g.axes(w, g.skull_t, g.skull_t * 1.2)
-    d_out = ellipse_distance(u, v, a_out, b_out, 0.0, g.cv) - 0.5 * tex
-    sinus_on = w_lo < g.floor_ant + 26.0 and w_hi > g.floor_ant - 4.0
+    e_out = ellipse_distance(u, v, a_out, b_out, 0.0, g.cv)
+    a_sk, b_sk = g.axes(w, grow, grow * 1.1)
+    d_skin = ellipse_distance(u, v, a_sk, b_sk, 0.0, g.cv)
+    local = head_box((d_skin < ps) | (e_out - slack < ps) | (d_in < ps), align=stride)
+    plane = plane.window(local)
+    shape = plane.shape
+    u, v, w, a_in, b_in, d_in, e_out, d_skin = (
+        x[local] for x in (u, v, w, a_in, b_in, d_in, e_out, d_skin)
+    )
+    inside: Box = (
+        slice(near[0].start + local[0].start, near[0].start + local[0].stop),
+        slice(near[1].start + local[1].start, near[1].start + local[1].stop),
+    )
+    (tex,) = fields.sample(plane, (1,), stride=stride)
+    d_out = e_out - 0.5 * tex
     if sinus_on:
         # the frontal bone thickens low in front, around the frontal sinus
         sw_ = np.clip(1.0 - ((w - g.floor_ant - 11.0) / 15.0) ** 2, 0.0, 1.0)
         front = smoothstep((-(v - g.cv) - 0.55 * g.B) / (0.3 * g.B))
         d_out = d_out - 6.0 * np.exp(-((u / 24.0) ** 2)) * sw_ * front
-    a_sk, b_sk = g.axes(w, g.skull_t + g.scalp_t, (g.skull_t + g.scalp_t) * 1.1)
-    d_skin = ellipse_distance(u, v, a_sk, b_sk, 0.0, g.cv)
     f_skin = soft(d_skin, ps)
     f_outer = soft(d_out, ps)
     f_in = soft(d_in, ps)
@@ -520,6 +560,8 @@ def render_anatomy(
     hu = hu + (inner - hu) * f_in_eff
     return PlaneContext(
         plane=plane,
+        box=inside,
+        w_range=(w_lo, w_hi),
         u=u,
         v=v,
         w=w,
@@ -539,6 +581,24 @@ def render_anatomy(
         posterior_fossa=post.astype(np.float32),
         cv=g.cv,
     )
+
+
+def head_box(mask: NDArray[np.bool_], *, align: int = 1, margin: int = 2) -> Box:
+    """Pixel box around the true pixels of ``mask``, ``margin`` pixels wider on each side.
+
+    Its first row and column are multiples of ``align``; an empty mask gives an
+    ``align``-sided box in the corner.
+    """
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return slice(0, min(align, mask.shape[0])), slice(0, min(align, mask.shape[1]))
+    cols = np.flatnonzero(mask.any(axis=0))
+    out = []
+    for idx, n in ((rows, mask.shape[0]), (cols, mask.shape[1])):
+        lo = max(int(idx[0]) - margin, 0)
+        lo -= lo % align
+        out.append(slice(lo, min(int(idx[-1]) + margin + 1, n)))
+    return out[0], out[1]
 
 
 def _ellipsoid_sd(
