@@ -143,3 +143,28 @@ def test_an_image_without_a_usable_uid_gets_no_rows_and_is_reported(
     assert len(read_labels(tmp_path / "p.csv")) == 7  # the other images are all written
     assert any("cannot name a submission row" in s["reason"] for s in result.skipped)
     assert not result.failed
+
+
+def test_exams_json_goes_where_asked(
+    tiny_run: Path, tiny_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--exams-json`` names the per-exam JSON, so two predictions into one folder keep
+    both; it may not be the submission's own path."""
+    good = _studies(tiny_dataset)[0]
+    model = str(tiny_run / "model.onnx")
+    for name in ("a", "b"):
+        out = tmp_path / f"{name}.csv"
+        json_path = str(tmp_path / "json" / f"{name}.exams.json")
+        args = ["predict", str(good), "--model", model, "--out", str(out)]
+        status = main([*args, "--exams-json", json_path])
+        assert status == 0, capsys.readouterr().err
+    assert not (tmp_path / "exams.json").exists()
+    for name in ("a", "b"):
+        doc = json.loads((tmp_path / "json" / f"{name}.exams.json").read_text())
+        assert len(doc["exams"]) == 1
+    out = tmp_path / "c.csv"
+    status = main(
+        ["predict", str(good), "--model", model, "--out", str(out), "--exams-json", str(out)]
+    )
+    err = capsys.readouterr().err
+    assert status == 2 and "--exams-json" in err and not out.exists()

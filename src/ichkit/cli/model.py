@@ -322,6 +322,13 @@ def predict(
             "spacing the model was trained on (its file records it); 0 = never.",
         ),
     ] = None,
+    exams_json: Annotated[
+        Path | None,
+        typer.Option(
+            "--exams-json",
+            help="Per-exam JSON to write. Default: exams.json beside the --out CSV.",
+        ),
+    ] = None,
 ) -> None:
     """Predict every image of the given studies; write preds.csv and exams.json beside it.
 
@@ -342,6 +349,7 @@ def predict(
         masks=masks,
         heatmap_threshold=threshold,
         slab_mm=slab_mm,
+        exams_json=exams_json,
     )
     n = sum(len(s.sop_instance_uids) for s in result.series)
     typer.echo(

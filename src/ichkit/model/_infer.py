@@ -463,6 +463,7 @@ def predict_studies(
     heatmap_threshold: float = 0.5,
     on_series: Callable[[SeriesPrediction], None] | None = None,
     slab_mm: float | None = None,
+    exams_json: str | os.PathLike[str] | None = None,
 ) -> PredictResult:
     """Predict every series of every study folder; write preds.csv and exams.json.
 
@@ -492,6 +493,8 @@ def predict_studies(
         about ``slab_mm`` (mean HU of consecutive slices); every image gets
         its slab's prediction. None = the training slice spacing the model
         records (models that record none read every series as it is); 0 = never.
+    exams_json
+        Where to write the per-exam JSON; None = ``exams.json`` beside ``out_csv``.
 
     A batch goes on past a bad study or series: a study folder with no
     readable axial CT series, or a CT series none of whose files has readable
@@ -514,6 +517,11 @@ def predict_studies(
             f"must be a thickness in mm (0 = never read as slabs); got {slab_mm!r}",
             field="--slab-mm",
             value=slab_mm,
+        )
+    json_path = Path(out_csv).with_name("exams.json") if exams_json is None else Path(exams_json)
+    if json_path.resolve() == Path(out_csv).resolve():
+        raise ConfigError(
+            "must not be the submission CSV's path", field="--exams-json", value=str(exams_json)
         )
     studies = [Path(s) for s in study_dirs]
     missing = [s for s in studies if not s.is_dir()]
@@ -608,8 +616,7 @@ def predict_studies(
     )
     heat_summary = None if writer is None else writer.summary()
     seconds = time.perf_counter() - t0
-    exams_json = out.with_name("exams.json")
-    _write_exams_json(exams_json, predictor, results, heat_summary, skipped, failed)
+    _write_exams_json(json_path, predictor, results, heat_summary, skipped, failed)
     logger.info(
         "predicted %d image(s) in %d series of %d stud(ies) in %.2f s: %s",
         len(rows),
@@ -618,7 +625,7 @@ def predict_studies(
         seconds,
         out,
     )
-    return PredictResult(out, exams_json, results, seconds, heat_summary, skipped, failed)
+    return PredictResult(out, json_path, results, seconds, heat_summary, skipped, failed)
 
 
 def _row_name_ok(uid: str, pred: SeriesPrediction, skipped: list[dict[str, Any]]) -> bool:
