@@ -157,7 +157,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--exams-small", type=int, default=8)
     parser.add_argument("--exams-large", type=int, default=4)
-    parser.add_argument("--rounds", type=int, default=3, help="rounds of the writer table")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="rounds of the writer and phantom tables"
+    )
     parser.add_argument("--reports", type=int, default=30, help="dose reports of the text table")
     parser.add_argument("--dose-report-only", action="store_true")
     parser.add_argument("--phantom-only", action="store_true")

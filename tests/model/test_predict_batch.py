@@ -168,3 +168,11 @@ def test_exams_json_goes_where_asked(
     )
     err = capsys.readouterr().err
     assert status == 2 and "--exams-json" in err and not out.exists()
+    # a folder is refused before any work; so is --out named exams.json by default
+    status = main([*args[:-2], "--out", str(out), "--exams-json", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert status == 2 and "is a folder" in err and not out.exists()
+    clash = tmp_path / "exams.json"
+    status = main([*args[:-2], "--out", str(clash)])
+    err = capsys.readouterr().err
+    assert status == 2 and "--out" in err and "would overwrite" in err and not clash.exists()

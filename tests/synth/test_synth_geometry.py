@@ -8,7 +8,7 @@ from scipy import ndimage  # type: ignore[import-untyped]
 
 from ichkit.synth import SynthConfig, _phantom, generate_exam, plan_dataset
 from ichkit.synth._geometry import NoiseField, Plane
-from ichkit.synth._phantom import head_box
+from ichkit.synth._phantom import draw_anatomy, head_box, render_anatomy
 
 
 def test_noise_field_samples_are_trilinear() -> None:
@@ -84,6 +84,23 @@ def test_head_box_bounds_the_mask() -> None:
     assert head_box(mask) == (slice(9, 33), slice(5, 36))
     assert head_box(mask, align=2, margin=1) == (slice(10, 32), slice(6, 35))
     assert head_box(np.zeros((5, 5), dtype=bool), align=2) == (slice(0, 2), slice(0, 2))
+    assert head_box(np.zeros((5, 5), dtype=bool)) == (slice(0, 2), slice(0, 2))
+
+
+def test_a_plane_that_misses_the_head_is_air() -> None:
+    """A low plane far beside the head (empty box) renders as air, at stride 1 and 2."""
+    anatomy = draw_anatomy(np.random.default_rng(4), w_bottom=-40.0)
+    fields = NoiseField(np.random.default_rng(5), scales=(3.2, 2.0, 1.6), step=2.5)
+    plane = Plane(
+        np.array([400.0, -30.0, -10.0]),
+        np.array([0.0, 2.0, 0.0]),
+        np.array([2.0, 0.0, 0.0]),
+        2.0,
+        (64, 64),
+    )
+    for stride in (1, 2):
+        ctx = render_anatomy(anatomy, plane, fields=fields, shift=0.0, stride=stride)
+        assert ctx.hu.size >= 4 and np.all(ctx.hu == -1000.0) and not ctx.cavity.any()
 
 
 @pytest.mark.parametrize(

@@ -356,12 +356,13 @@ def predict(
         f"{n} images in {len(result.series)} series: {result.preds_csv}, {result.exams_json} "
         f"({result.seconds:.2f} s)"
     )
+    js = result.exams_json.name
     slabs = [s.slabs.thickness_mm for s in result.series if s.slabs is not None]
     if slabs:
         lo, hi = f"{min(slabs):.1f}", f"{max(slabs):.1f}"
         typer.echo(
             f"{len(slabs)} thin-slice series read as slabs of {lo if lo == hi else lo + '-' + hi}"
-            " mm (exams.json: read_as_slabs)"
+            f" mm ({js}: read_as_slabs)"
         )
     if result.heatmaps and "peak_in_lesion" in result.heatmaps:
         pl = result.heatmaps["peak_in_lesion"]
@@ -373,13 +374,13 @@ def predict(
     if left_out:
         typer.echo(
             f"{left_out} image(s) left out of their series' volume (duplicate positions, odd "
-            "sizes, unreadable pixels) got the nearest kept slice's rows (exams.json: "
+            f"sizes, unreadable pixels) got the nearest kept slice's rows ({js}: "
             "images_left_out)"
         )
     if result.skipped:
         typer.echo(
             f"{len(result.skipped)} file(s) or series skipped (not axial CT stacks, or not "
-            "readable as DICOM): exams.json lists them with reasons"
+            f"readable as DICOM): {js} lists them with reasons"
         )
     if result.failed:
         for problem in result.failed:
@@ -388,7 +389,7 @@ def predict(
             typer.echo(f"not predicted: {where}: {problem['reason']}", err=True)
         typer.echo(
             f"{len(result.failed)} stud(ies) or series could not be predicted; the rest was "
-            "written (exams.json: failed)",
+            f"written ({js}: failed)",
             err=True,
         )
         raise typer.Exit(3)

@@ -477,7 +477,7 @@ def predict_studies(
         A model file (``.onnx``, ``.ckpt``, run folder) or a loaded predictor.
     out_csv
         The submission CSV (six rows per image, RSNA format); ``exams.json``
-        is written beside it.
+        is written beside it unless ``exams_json`` says otherwise.
     heatmaps
         Write Grad-CAM overlays of positive slices here (needs the PyTorch
         checkpoint; for an ONNX model, ``best.ckpt`` beside it is used).
@@ -520,8 +520,19 @@ def predict_studies(
         )
     json_path = Path(out_csv).with_name("exams.json") if exams_json is None else Path(exams_json)
     if json_path.resolve() == Path(out_csv).resolve():
+        if exams_json is None:
+            raise ConfigError(
+                "the per-exam exams.json would overwrite the submission: name the CSV "
+                "otherwise or pass --exams-json",
+                field="--out",
+                value=str(out_csv),
+            )
         raise ConfigError(
-            "must not be the submission CSV's path", field="--exams-json", value=str(exams_json)
+            "must not be the submission CSV's path", field="--exams-json", value=str(json_path)
+        )
+    if json_path.is_dir():  # before any work, like the study folders below
+        raise ConfigError(
+            "is a folder; give the JSON file's path", field="--exams-json", value=str(json_path)
         )
     studies = [Path(s) for s in study_dirs]
     missing = [s for s in studies if not s.is_dir()]

@@ -586,12 +586,13 @@ def render_anatomy(
 def head_box(mask: NDArray[np.bool_], *, align: int = 1, margin: int = 2) -> Box:
     """Pixel box around the true pixels of ``mask``, ``margin`` pixels wider on each side.
 
-    Its first row and column are multiples of ``align``; an empty mask gives an
-    ``align``-sided box in the corner.
+    Its first row and column are multiples of ``align``; an empty mask gives a
+    box of at least 2 x 2 pixels in the corner (``np.gradient`` needs 2 per axis).
     """
     rows = np.flatnonzero(mask.any(axis=1))
     if rows.size == 0:
-        return slice(0, min(align, mask.shape[0])), slice(0, min(align, mask.shape[1]))
+        side = max(align, 2)
+        return slice(0, min(side, mask.shape[0])), slice(0, min(side, mask.shape[1]))
     cols = np.flatnonzero(mask.any(axis=0))
     out = []
     for idx, n in ((rows, mask.shape[0]), (cols, mask.shape[1])):
