@@ -44,6 +44,7 @@ __all__ = [
     "discover_series",
     "find_layout",
     "label_arrays",
+    "read_split_file",
     "split_file_patients",
 ]
 
@@ -406,6 +407,7 @@ def assign_splits(
     test_fraction: float,
     seed: int,
     split_file: Path | None = None,
+    split_table: pd.DataFrame | None = None,
 ) -> list[str]:
     """The split (``train``, ``val`` or ``test``) of each series.
 
@@ -416,6 +418,8 @@ def assign_splits(
     column, such as the ``exams.csv`` an ``ichkit export`` writes (columns
     ``series``, ``study``, ``patient``, ``subset``; several series of a study
     joined by ``;``). Series it does not name are left out (``""``).
+    ``split_table`` is that file already read (:func:`read_split_file`), so
+    that callers needing it twice read it once.
     """
     if split_file is None:
         out = []
@@ -430,7 +434,7 @@ def assign_splits(
                 else "train"
             )
         return out
-    table = _read_split_file(split_file)
+    table = read_split_file(split_file) if split_table is None else split_table
     names = _split_names(table, split_file)
     for columns, attr in _ID_COLUMNS:
         column = _first_column(table, columns)
@@ -464,7 +468,11 @@ _OPT_OUT = (
 
 
 def split_file_patients(
-    split_file: Path, series: Sequence[SeriesFiles], *, strict: bool = True
+    split_file: Path,
+    series: Sequence[SeriesFiles],
+    *,
+    strict: bool = True,
+    table: pd.DataFrame | None = None,
 ) -> list[str] | None:
     """Each series' patient as the split file names it (None: the file names no patients).
 
@@ -472,6 +480,7 @@ def split_file_patients(
     columns: the catalog's patients are per site, so two sites' PatientID
     "12345" are two patients there, and are keyed so here. Series the file
     does not name get ``""`` (then their images' PatientID counts).
+    ``table`` is the file already read (:func:`read_split_file`).
 
     Raises
     ------
@@ -480,7 +489,8 @@ def split_file_patients(
         are checked too, so training sees a leak into a test folder it never
         reads); with ``strict`` false that is a warning.
     """
-    table = _read_split_file(split_file)
+    if table is None:
+        table = read_split_file(split_file)
     patient_col = _first_column(table, _ID_COLUMNS[2][0])
     if patient_col is None or _first_column(table, _SPLIT_COLUMNS) is None:
         return None
@@ -617,7 +627,8 @@ def _patient_groups(
     return [best[sets.find(node(i))] for i in range(len(series))]
 
 
-def _read_split_file(path: Path) -> pd.DataFrame:
+def read_split_file(path: Path) -> pd.DataFrame:
+    """A split file's rows, every column as text (:class:`DatasetError` if unreadable)."""
     import pandas as pd
 
     try:

@@ -331,6 +331,7 @@ def load_split(
         discover_series,
         find_layout,
         label_arrays,
+        read_split_file,
         split_file_patients,
     )
 
@@ -363,6 +364,7 @@ def load_split(
     split_file = Path(cfg.split_file) if cfg.split_file else None
     if split_file is not None and not split_file.is_absolute():
         split_file = layout.root / split_file
+    split_table = None if split_file is None else read_split_file(split_file)
     test_part = layout.test_part()
     names = assign_splits(
         found,
@@ -371,6 +373,7 @@ def load_split(
         test_fraction=cfg.test_fraction if test_part is None else 0.0,
         seed=cfg.split_seed,
         split_file=split_file,
+        split_table=split_table,
     )
     if test_part is not None and "test" in splits:
         test_table, test_found = discover(test_part, "series-index-test.json")
@@ -382,7 +385,7 @@ def load_split(
         names,
         patients=None
         if split_file is None
-        else split_file_patients(split_file, found, strict=cfg.patient_disjoint),
+        else split_file_patients(split_file, found, strict=cfg.patient_disjoint, table=split_table),
         source=split_file or layout.root,
         strict=cfg.patient_disjoint,
     )
