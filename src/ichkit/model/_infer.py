@@ -522,17 +522,21 @@ def predict_studies(
     if json_path.resolve() == Path(out_csv).resolve():
         if exams_json is None:
             raise ConfigError(
-                "the per-exam exams.json would overwrite the submission: name the CSV "
-                "otherwise or pass --exams-json",
+                f"{out_csv}: the per-exam exams.json would overwrite the submission: name "
+                "the CSV otherwise or pass --exams-json",
                 field="--out",
                 value=str(out_csv),
             )
         raise ConfigError(
-            "must not be the submission CSV's path", field="--exams-json", value=str(json_path)
+            f"{json_path} must not be the submission CSV's path",
+            field="--exams-json",
+            value=str(json_path),
         )
     if json_path.is_dir():  # before any work, like the study folders below
         raise ConfigError(
-            "is a folder; give the JSON file's path", field="--exams-json", value=str(json_path)
+            f"{json_path} is a folder; give the JSON file's path",
+            field="--exams-json",
+            value=str(json_path),
         )
     studies = [Path(s) for s in study_dirs]
     missing = [s for s in studies if not s.is_dir()]
